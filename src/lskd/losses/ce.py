@@ -1,0 +1,21 @@
+"""Plain cross-entropy training: the teacher's recipe and the CE-only student baseline (no teacher)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lskd.losses.base import DistillationMethod
+from lskd.losses.registry import register_method
+
+
+@register_method("ce")
+class CrossEntropy(DistillationMethod):
+    """``λ_CE · CE(y, softmax(z))``; returns ``{"ce"}`` and needs no teacher."""
+
+    needs_teacher = False
+
+    def __init__(self, ce_weight: float = 1.0) -> None:
+        super().__init__(ce_weight=ce_weight)
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor | None, targets: Tensor, epoch: int = 1) -> dict[str, Tensor]:
+        return {"ce": self.ce(student_logits, targets)}
