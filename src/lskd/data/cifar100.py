@@ -1,0 +1,142 @@
+"""CIFAR-100 (Krizhevsky, 2009): 60,000 32x32 colour images, 100 fine classes.
+
+Expects torchvision's layout ``<root>/cifar-100-python/{train,test,meta}`` (the pickles of the
+official "python version" tarball), found via the explicit ``root`` or ``$LSKD_DATA``.
+``download=True`` uses torchvision's downloader with its MD5s (tarball and extracted files).
+A split is loaded into one uint8 ``N x 3 x 32 x 32`` tensor; class names come from ``meta``.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import pickle
+from typing import Any
+
+import numpy as np
+import torch
+
+from lskd.data.download import load_checksums
+from lskd.data.registry import (
+    DatasetBuilder,
+    DatasetCorruptedError,
+    DatasetNotFoundError,
+    DatasetSpec,
+    PathLike,
+    RawSplit,
+    candidate_roots,
+    register_dataset,
+)
+from lskd.data.transforms import PadRandomCrop, RandomHFlip
+
+BASE_FOLDER = "cifar-100-python"
+
+CLASS_NAMES = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
+    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
+    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
+    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
+    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
+    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+)
+
+
+def _unpickle(path: pathlib.Path) -> dict[str, Any]:
+    """Load one CIFAR pickle (Python 2 format, hence latin1), with a clear error if damaged."""
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise DatasetCorruptedError(
+            f"CIFAR-100 file {path} is truncated or corrupted ({err}); delete {path.parent} and use download=True"
+        ) from None
+
+
+@functools.lru_cache(maxsize=2)
+def _load_split(folder: str, split: str, _stamp: tuple[Any, ...]) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """(uint8 N x 3 x 32 x 32 images, int64 fine labels, fine class names) of one split."""
+    base = pathlib.Path(folder, BASE_FOLDER)
+    entry = _unpickle(base / split)
+    names = tuple(_unpickle(base / "meta")["fine_label_names"])
+    data = np.asarray(entry["data"], dtype=np.uint8)
+    labels = np.asarray(entry["fine_labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise DatasetCorruptedError(f"{base / split}: unexpected data {data.shape} / labels {labels.shape}")
+    if len(labels) and not 0 <= labels.min() <= labels.max() < len(names):
+        raise DatasetCorruptedError(f"{base / split}: labels outside [0, {len(names)})")
+    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
+    return images, torch.from_numpy(labels), names
+
+
+@register_dataset
+class CIFAR100(DatasetBuilder):
+    """Builder for CIFAR-100 (fine labels)."""
+
+    spec = DatasetSpec(
+        name="cifar100", num_classes=100, in_chans=3, image_size=32,
+        mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), class_names=CLASS_NAMES, in_memory=True,
+    )
+
+    def resolve_root(self, root: PathLike | None = None) -> pathlib.Path:
+        """First of root, ``$LSKD_DATA`` holding ``cifar-100-python/{train,test,meta}`` (a path to that folder works too)."""
+        searched = candidate_roots(root)
+        for base in searched:
+            if base.name == BASE_FOLDER:
+                base = base.parent
+            if all((base / BASE_FOLDER / f).is_file() for f in ("train", "test", "meta")):
+                return base
+        where = ", ".join(map(str, searched)) or "nothing (no root given, LSKD_DATA unset)"
+        raise DatasetNotFoundError(
+            f"CIFAR-100 not found (searched: {where}). Either pass --data-root DIR (root=DIR) or set LSKD_DATA=DIR "
+            f"where DIR/{BASE_FOLDER}/{{train,test,meta}} exist (the extracted official cifar-100-python.tar.gz), "
+            "or use build_dataset('cifar100', ..., root=DIR, download=True) to fetch it with torchvision "
+            "(MD5-verified, ~161 MB)."
+        )
+
+    def download(self, root: PathLike) -> pathlib.Path:
+        """Fetch and extract the official tarball into ``root`` with torchvision, then check the files' MD5s."""
+        from torchvision.datasets.utils import check_integrity, download_and_extract_archive
+
+        files = load_checksums()["cifar100"]["files"]
+        root = pathlib.Path(root).expanduser()
+        download_and_extract_archive(
+            load_checksums()["cifar100"]["url"], str(root), filename="cifar-100-python.tar.gz",
+            md5=files["cifar-100-python.tar.gz"]["md5"],
+        )
+        for name in ("train", "test", "meta"):
+            rel = f"{BASE_FOLDER}/{name}"
+            if not check_integrity(str(root / rel), files[rel]["md5"]):
+                raise DatasetCorruptedError(f"{root / rel}: MD5 mismatch after extraction")
+        return root
+
+    def load(self, split: str, root: PathLike | None = None, download: bool = False) -> RawSplit:
+        """Load a split into memory; the returned spec's class names are read from ``meta``."""
+        try:
+            base = self.resolve_root(root)
+        except DatasetNotFoundError:
+            if not download:
+                raise
+            target = root if root is not None else next(iter(candidate_roots(None)), None)
+            if target is None:
+                raise ValueError("download=True needs a destination: pass root=DIR or set LSKD_DATA") from None
+            base = self.download(target)
+        files = [base / BASE_FOLDER / f for f in (split, "meta")]
+        stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        images, targets, names = _load_split(str(base.resolve()), split, stamp)
+        spec = self.spec if names == self.spec.class_names else _with_classes(self.spec, names)
+        return RawSplit(spec=spec, targets=targets, images=images)
+
+    def train_ops(self) -> list[Any]:
+        """RandomCrop(32, padding=4) + RandomHorizontalFlip."""
+        return [PadRandomCrop(32, padding=4), RandomHFlip()]
+
+
+def _with_classes(spec: DatasetSpec, names: tuple[str, ...]) -> DatasetSpec:
+    """``spec`` with the class list replaced (for stand-in data whose meta differs from the real one)."""
+    from dataclasses import replace
+
+    return replace(spec, num_classes=len(names), class_names=names)
