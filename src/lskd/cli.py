@@ -1,0 +1,219 @@
+"""The ``lskd`` command line: a thin layer that builds a :class:`RunSpec` and calls the library.
+
+Commands: ``train-teacher``, ``distill``, ``evaluate``, ``list``. Every option is also a key of the run spec,
+so a Snakemake rule can pass a whole spec with ``--spec cell.json`` and override single keys with flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_OPTIM = {"epochs": 240, "batch_size": 64, "lr": 0.05}
+
+
+def _optim_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optimisation (SGD)")
+    g.add_argument("--epochs", type=int, help="training epochs (default 240, the KD literature's CIFAR recipe)")
+    g.add_argument("--batch-size", type=int, help="mini-batch size (default 64)")
+    g.add_argument("--lr", type=float, help="base learning rate (default 0.05; 0.01 for MobileNet/ShuffleNet students)")
+    g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    g.add_argument("--weight-decay", type=float, help="weight decay (default 5e-4)")
+    g.add_argument("--schedule", choices=["multistep", "cosine"], help="learning-rate schedule (default multistep)")
+    g.add_argument("--milestones", type=int, nargs="*", help="epochs after which the lr is multiplied by --gamma (e.g. 150 180 210)")
+    g.add_argument("--gamma", type=float, help="multi-step decay factor (default 0.1)")
+    g.add_argument("--warmup-epochs", type=int, help="linear lr warm-up epochs (default 0)")
+    g.add_argument("--eval-batch-size", type=int, help="batch size for test-set evaluation (default 1024)")
+
+
+def _run_flags(p: argparse.ArgumentParser, *, model_help: str) -> None:
+    p.add_argument("--out", required=True, type=Path, help="run folder: spec.json, history.csv, metrics.json, logits, weights")
+    p.add_argument("--spec", type=Path, help="JSON/YAML run spec to start from; flags given here override its keys")
+    p.add_argument("--model", help=model_help)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help="dataset name: fashion_mnist, digits, cifar100, imagenet")
+    g.add_argument("--data-root", help="folder holding the dataset (default: the dataset's standard locations)")
+    g.add_argument("--train-subset", type=int, help="train on a class-balanced subset of this many images")
+    g.add_argument("--test-subset", type=int, help="evaluate on a class-balanced subset of this many images")
+    g.add_argument("--download", action="store_true", default=None, help="download the dataset if missing (checksum-verified)")
+    g.add_argument("--num-workers", type=int, help="DataLoader worker processes (default 0: in-process, fastest for small data)")
+    _optim_flags(p)
+    g = p.add_argument_group("execution")
+    g.add_argument("--seed", type=int, help="seed of every random stream (default 0)")
+    g.add_argument("--device", help="cpu, cuda, cuda:N or auto (default cpu)")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--amp", choices=["none", "bf16"], help="bf16 autocast (default none)")
+    g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
+    g.add_argument("--cell", help="name of the run in messages and tables")
+    g.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
+
+
+def _method_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("distillation")
+    g.add_argument("--teacher", type=Path, help="finished teacher run folder (from `lskd train-teacher`)")
+    g.add_argument("--method", help="kd, dkd, ctkd, mlkd, or ce (CE-only student baseline, no teacher)")
+    g.add_argument("--transform", choices=["none", "center", "scale", "zscore"],
+                   help="logit transform before the temperature (zscore = logit standardization)")
+    g.add_argument("--std", choices=["unbiased", "population"], help="std convention of the transform (default unbiased, as the official code)")
+    g.add_argument("--temperature", type=float, help="temperature T (the base temperature τ with zscore)")
+    g.add_argument("--ce-weight", type=float, help="weight of the cross-entropy term")
+    g.add_argument("--kd-weight", type=float, help="weight of the distillation term(s)")
+    g.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other method hyper-parameter, e.g. --hparam alpha=1 --hparam beta=8 (values parsed as YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lskd", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train-teacher", help="train a model with cross-entropy (a teacher)",
+                       description="Train a model with cross-entropy; the run folder can serve as --teacher.")
+    _run_flags(p, model_help="architecture registered in timm (see `lskd list`)")
+    p = sub.add_parser("distill", help="train a student against a trained teacher",
+                       description="Train a student with a distillation method against a frozen teacher.")
+    _run_flags(p, model_help="student architecture registered in timm (see `lskd list`)")
+    _method_flags(p)
+    p = sub.add_parser("evaluate", help="evaluate a finished run (or a weight file) on a test set")
+    p.add_argument("run", nargs="?", type=Path, help="finished run folder")
+    p.add_argument("--model", help="architecture, with --checkpoint, instead of a run folder")
+    p.add_argument("--checkpoint", type=Path, help="weight file (safetensors or a state dict) for --model")
+    p.add_argument("--dataset", help="dataset (default: the run's)")
+    p.add_argument("--data-root")
+    p.add_argument("--test-subset", type=int, help="class-balanced test subset (default: the run's)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, help="write the metrics as JSON here")
+    sub.add_parser("list", help="list registered datasets, models and methods")
+    return parser
+
+
+def _load_spec_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise SystemExit(f"lskd: {path} does not hold a mapping")
+    return data
+
+
+def spec_from_args(args: argparse.Namespace, method: str) -> dict[str, Any]:
+    """Merge the spec file (if any) and the flags given into a plain run-spec dict."""
+    raw = _load_spec_file(args.spec)
+    data, optim = dict(raw.get("data", {})), {**DEFAULT_OPTIM, **raw.get("optim", {})}
+    hparams = dict(raw.get("hparams", {}))
+    for flag, key in [("dataset", "name"), ("data_root", "root"), ("train_subset", "train_subset"),
+                      ("test_subset", "test_subset"), ("download", "download"), ("num_workers", "num_workers")]:
+        if getattr(args, flag) is not None:
+            data[key] = getattr(args, flag)
+    for key in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "milestones", "gamma",
+                "warmup_epochs", "eval_batch_size"):
+        if getattr(args, key) is not None:
+            optim[key] = getattr(args, key)
+    raw["method"] = getattr(args, "method", None) or raw.get("method", method)
+    teacher = getattr(args, "teacher", None)
+    if teacher is not None:
+        raw["teacher_dir"] = str(teacher)
+    if raw.get("teacher_dir") and "name" not in data:
+        teacher_spec = Path(raw["teacher_dir"]) / "spec.json"
+        if teacher_spec.exists():
+            data["name"] = json.loads(teacher_spec.read_text())["spec"]["data"]["name"]
+    for key in ("transform", "std", "temperature", "ce_weight", "kd_weight"):
+        if getattr(args, key, None) is not None:
+            hparams[key] = getattr(args, key)
+    for item in getattr(args, "hparam", []):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"lskd: --hparam expects KEY=VALUE, got {item!r}")
+        hparams[key] = yaml.safe_load(value)
+    for key in ("model", "seed", "device", "threads", "amp", "channels_last", "cell"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    if "name" not in data:
+        raise SystemExit("lskd: no dataset given (--dataset, or a --teacher whose spec names one)")
+    if "model" not in raw:
+        raise SystemExit("lskd: no model given (--model)")
+    raw.update(data=data, optim=optim, hparams=hparams)
+    raw.setdefault("cell", args.out.name)
+    return raw
+
+
+def _cmd_train(args: argparse.Namespace, method: str) -> int:
+    from lskd.engine import RunSpec, train_one
+
+    try:
+        spec = RunSpec.from_dict(spec_from_args(args, method))
+    except (ValueError, TypeError) as err:
+        raise SystemExit(f"lskd: invalid run spec: {err}") from None
+    metrics = train_one(spec, args.out, progress=not args.no_progress)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from lskd.data import build_dataset, get_spec
+    from lskd.engine import classification_metrics, create_model, load_run_model, predict
+    from lskd.engine.io import read_tensors, write_json
+
+    device = torch.device(args.device)
+    if args.run is not None:
+        model, record = load_run_model(args.run, device)
+        data = record["spec"]["data"]
+        dataset, root = args.dataset or data["name"], args.data_root or data["root"]
+        subset, seed = args.test_subset or data["test_subset"], record["spec"]["seed"]
+    elif args.model and args.checkpoint and args.dataset:
+        info = get_spec(args.dataset)
+        model = create_model(args.model, info.num_classes, info.in_chans)
+        if args.checkpoint.suffix == ".safetensors":
+            state = read_tensors(args.checkpoint)
+        else:
+            state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("model", state) if isinstance(state, dict) and "model" in state else state)
+        model.to(device).eval()
+        dataset, root, subset, seed = args.dataset, args.data_root, args.test_subset, 0
+    else:
+        raise SystemExit("lskd evaluate: give a run folder, or --model, --checkpoint and --dataset")
+    test_set = build_dataset(dataset, "test", root=root, views=("eval",), subset=subset, seed=seed)
+    logits, targets = predict(model, test_set, batch_size=1024, device=device)
+    metrics = {"dataset": dataset, "num_test": int(targets.numel()), **classification_metrics(logits, targets)}
+    if args.out:
+        write_json(args.out, metrics)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_list() -> int:
+    import timm
+
+    from lskd.data import available_datasets
+    from lskd.losses import available_methods, method_hparams
+    from lskd.models import CIFAR_MODELS, SMALL_MODELS
+
+    print("datasets:", ", ".join(available_datasets()))
+    print("small models (28x28):", ", ".join(SMALL_MODELS))
+    print("CIFAR models:", ", ".join(CIFAR_MODELS))
+    print(f"(plus every timm model: {len(timm.list_models())} architectures)")
+    print("methods:")
+    for name in available_methods():
+        params = ", ".join(f"{k}={v!r}" for k, v in method_hparams(name).items())
+        print(f"  {name}: {params}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train-teacher":
+        return _cmd_train(args, "ce")
+    if args.command == "distill":
+        return _cmd_train(args, "kd")
+    if args.command == "evaluate":
+        return _cmd_evaluate(args)
+    return _cmd_list()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

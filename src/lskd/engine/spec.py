@@ -1,0 +1,135 @@
+"""Run specifications: everything a training run depends on, validated before any compute starts.
+
+A run is a pure function of its :class:`RunSpec` (plus the machine type): the same spec gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEDULES = ("multistep", "cosine")
+AMP_MODES = ("none", "bf16")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+@dataclass
+class DataSpec:
+    """Which data a run uses. ``train_subset``/``test_subset``: class-balanced subsets for quick runs."""
+
+    name: str
+    root: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    download: bool = False
+    num_workers: int = 0
+
+
+@dataclass
+class OptimSpec:
+    """SGD with the KD literature's recipe: multi-step decay at epochs ``milestones`` (×``gamma`` after each),
+    optional linear warm-up over the first ``warmup_epochs``, or a cosine schedule."""
+
+    epochs: int
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "multistep"
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    eval_batch_size: int = 1024
+
+
+@dataclass
+class RunSpec:
+    """One run: a model trained on ``data`` with ``method`` (``ce`` for teachers and CE baselines).
+
+    ``teacher_dir`` points at a finished teacher run directory (its ``spec.json`` and ``model.safetensors``).
+    ``cell`` is a free-form identifier that names the run in messages and tables.
+    """
+
+    model: str
+    data: DataSpec
+    optim: OptimSpec
+    method: str = "ce"
+    hparams: dict[str, Any] = field(default_factory=dict)
+    teacher_dir: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    amp: str = "none"
+    channels_last: bool = False
+    cell: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunSpec:
+        """Build and validate a spec from plain data (JSON/YAML), naming any bad key."""
+        raw = dict(raw)
+        _reject_unknown(cls, raw, "run spec")
+        for key, sub in (("data", DataSpec), ("optim", OptimSpec)):
+            if key not in raw:
+                raise ValueError(f"run spec is missing {key!r}")
+            if isinstance(raw[key], dict):
+                _reject_unknown(sub, raw[key], key)
+                raw[key] = sub(**raw[key])
+        spec = cls(**raw)
+        spec.validate()
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON of the spec, to refuse resuming a checkpoint of another spec."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def validate(self) -> None:
+        """Check values and names (model, dataset, method and its hyper-parameters) without building anything."""
+        import timm
+
+        import lskd.models  # noqa: F401  (registers the CIFAR and small architectures)
+        from lskd.data import get_spec
+        from lskd.losses import method_class, method_hparams
+
+        get_spec(self.data.name)
+        if not timm.is_model(self.model):
+            close = [m for m in timm.list_models(f"*{self.model.split('_')[0]}*")][:8]
+            raise ValueError(f"unknown model {self.model!r}; similar registered names: {', '.join(close) or 'none'}")
+        cls = method_class(self.method)
+        unknown = sorted(set(self.hparams) - set(method_hparams(self.method)))
+        if unknown:
+            raise ValueError(
+                f"method {self.method!r} does not take {', '.join(unknown)}; accepted: {', '.join(method_hparams(self.method))}"
+            )
+        if cls.needs_teacher and not self.teacher_dir:
+            raise ValueError(f"method {self.method!r} needs a teacher: set teacher_dir")
+        o = self.optim
+        checks = [
+            (o.epochs >= 1, f"optim.epochs must be >= 1, got {o.epochs}"),
+            (o.batch_size >= 1, f"optim.batch_size must be >= 1, got {o.batch_size}"),
+            (o.lr > 0, f"optim.lr must be > 0, got {o.lr}"),
+            (o.schedule in SCHEDULES, f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {o.schedule!r}"),
+            (self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
+            (self.device in DEVICES or self.device.startswith("cuda:"),
+             f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def _reject_unknown(cls: type, raw: dict[str, Any], where: str) -> None:
+    import difflib
+
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(f"unknown key {key!r} in {where}{suggestion}; allowed: {', '.join(names)}")

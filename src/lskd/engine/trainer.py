@@ -1,0 +1,290 @@
+"""The training loop: one or several students trained in lockstep against one frozen teacher.
+
+Students that share (data, teacher, seed, batch size, epochs) can be trained together: each batch is loaded
+once and the teacher runs once per batch and view, then every student takes its own SGD step. Every random
+stream is derived from ``(seed, epoch, purpose)`` (see :mod:`lskd.engine.determinism`), so a student trained in a
+group sees exactly the batches, augmentations and initial weights it sees when trained alone, and a run resumed
+from its last epoch checkpoint continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm import tqdm
+
+from lskd.data import build_dataset
+from lskd.engine.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from lskd.engine.determinism import RngStream, derive_seed, generator, seed_everything
+from lskd.engine.evaluate import create_model, load_run_model, predict
+from lskd.engine.io import read_json, write_json, write_tensors, write_text
+from lskd.engine.metrics import classification_metrics
+from lskd.engine.provenance import provenance
+from lskd.engine.schedule import lr_at
+from lskd.engine.spec import RunSpec
+from lskd.losses import DistillationMethod, build_method
+
+SHARED_KEYS = ("data", "teacher_dir", "seed", "device", "amp", "channels_last", "threads")
+
+
+class DivergenceError(RuntimeError):
+    """A loss or logits became NaN/Inf; the message names the cell, epoch and step."""
+
+
+@dataclass
+class Student:
+    """One run inside a (possibly single-member) group."""
+
+    spec: RunSpec
+    out_dir: Path
+    model: nn.Module
+    method: DistillationMethod
+    optimizer: torch.optim.Optimizer
+    start_epoch: int = 1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    sums: dict[str, Tensor] = field(default_factory=dict)
+    correct: Tensor | None = None
+    seen: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.cell or str(self.out_dir)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``cpu``, ``cuda[:N]`` or ``auto``; asking for CUDA on a machine without it fails with a clear message."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {requested!r} requested but no CUDA GPU is visible to torch here; use device: cpu or auto")
+    return torch.device(requested)
+
+
+def is_finished(spec: RunSpec, out_dir: Path) -> bool:
+    """A run is finished when its metrics exist and its spec fingerprint matches."""
+    metrics, spec_file = out_dir / "metrics.json", out_dir / "spec.json"
+    return metrics.exists() and spec_file.exists() and read_json(spec_file).get("fingerprint") == spec.fingerprint()
+
+
+def _check_group(specs: list[RunSpec]) -> None:
+    first = specs[0]
+    for spec in specs[1:]:
+        for key in SHARED_KEYS:
+            if getattr(spec, key) != getattr(first, key):
+                raise ValueError(f"runs trained together must share {key!r}: {spec.cell!r} differs from {first.cell!r}")
+        if (spec.optim.batch_size, spec.optim.epochs) != (first.optim.batch_size, first.optim.epochs):
+            raise ValueError(f"runs trained together must share batch_size and epochs: {spec.cell!r} differs")
+
+
+def _views(methods: list[DistillationMethod]) -> tuple[str, ...]:
+    views: list[str] = []
+    for m in methods:
+        views += [v for v in m.views if v not in views]
+    return tuple(views)
+
+
+def _load_teacher(spec: RunSpec, device: torch.device) -> nn.Module | None:
+    if not spec.teacher_dir:
+        return None
+    teacher, record = load_run_model(spec.teacher_dir, device)
+    if record["spec"]["data"]["name"] != spec.data.name:
+        raise ValueError(f"teacher {spec.teacher_dir} was trained on {record['spec']['data']['name']!r}, not {spec.data.name!r}")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def _build_student(spec: RunSpec, out_dir: Path, num_classes: int, in_chans: int, device: torch.device) -> Student:
+    torch.manual_seed(derive_seed(spec.seed, "init"))
+    model = create_model(spec.model, num_classes, in_chans).to(device)
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    method = build_method(spec.method, **spec.hparams).to(device)
+    o = spec.optim
+    optimizer = torch.optim.SGD(
+        [*model.parameters(), *method.parameters()],
+        lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov,
+    )
+    done, history = load_checkpoint(out_dir, model, method, optimizer, spec.fingerprint())
+    if done:
+        print(f"[{spec.cell or out_dir}] resuming after epoch {done}", file=sys.stderr)
+    return Student(spec, out_dir, model, method, optimizer, start_epoch=done + 1, history=history)
+
+
+def _record(student: Student, num_classes: int, in_chans: int, device: torch.device, views: tuple[str, ...]) -> None:
+    from lskd.losses import method_hparams
+
+    resolved = {**method_hparams(student.spec.method), **student.spec.hparams}
+    write_json(student.out_dir / "spec.json", {
+        "spec": student.spec.to_dict(),
+        "fingerprint": student.spec.fingerprint(),
+        "resolved": {
+            "num_classes": num_classes, "in_chans": in_chans, "device": str(device), "views": list(views),
+            "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()},
+            "num_params": sum(p.numel() for p in student.model.parameters()),
+        },
+        **provenance(),
+    })
+
+
+def _forward(model: nn.Module, x: Tensor, amp: str, device: torch.device) -> Tensor:
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
+        return model(x)
+
+
+def _step(student: Student, inputs: dict[str, Tensor], teacher_logits: dict[str, Tensor], y: Tensor,
+          epoch: int, step: int, check: bool) -> None:
+    spec, method = student.spec, student.method
+    device = y.device
+    s_logits = tuple(_forward(student.model, inputs[v], spec.amp, device) for v in method.views)
+    t_logits = tuple(teacher_logits[v] for v in method.views) if method.needs_teacher else None
+    single = len(method.views) == 1
+    terms = method(s_logits[0] if single else s_logits, (t_logits[0] if single else t_logits) if t_logits else None, y, epoch)
+    loss = sum(terms.values())
+    if check and not torch.isfinite(loss):
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        write_json(student.out_dir / "divergence.json", {"epoch": epoch, "step": step, "terms": {k: str(v) for k, v in values.items()}})
+        raise DivergenceError(f"[{student.name}] non-finite loss at epoch {epoch}, step {step}: {values}; "
+                              f"diagnostics in {student.out_dir / 'divergence.json'}")
+    student.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    student.optimizer.step()
+    for k, v in terms.items():
+        student.sums[k] = student.sums.get(k, 0) + v.detach() * y.shape[0]
+    hits = (s_logits[0].detach().argmax(-1) == y).sum()
+    student.correct = hits if student.correct is None else student.correct + hits
+    student.seen += y.shape[0]
+
+
+def _end_epoch(student: Student, epoch: int, lr: float, seconds: float, test_set: Any, device: torch.device) -> None:
+    spec = student.spec
+    logits, targets = predict(student.model, test_set, batch_size=spec.optim.eval_batch_size, device=device,
+                              amp=spec.amp, channels_last=spec.channels_last)
+    if not torch.isfinite(logits).all():
+        raise DivergenceError(f"[{student.name}] non-finite test logits after epoch {epoch}")
+    test = classification_metrics(logits, targets)
+    row = {"epoch": epoch, "lr": lr}
+    row.update({f"loss_{k}": float(v) / student.seen for k, v in sorted(student.sums.items())})
+    row["train_top1"] = 100.0 * float(student.correct) / student.seen
+    row.update({f"test_{k}": v for k, v in test.items()})
+    row.update(student.method.log_values())
+    row["seconds"] = seconds
+    student.history.append(row)
+    student.sums, student.correct, student.seen = {}, None, 0
+    write_text(student.out_dir / "history.csv", pd.DataFrame(student.history).to_csv(index=False))
+    save_checkpoint(student.out_dir, student.model, student.method, student.optimizer, epoch, student.history,
+                    spec.fingerprint())
+    print(f"[{student.name}] epoch {epoch}/{spec.optim.epochs} lr {lr:.4g} "
+          + " ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("loss_"))
+          + f" train {row['train_top1']:.2f}% test {test['top1']:.2f}% ({seconds:.1f}s)", file=sys.stderr)
+    if epoch == spec.optim.epochs:
+        _finish(student, logits, targets)
+
+
+def _finish(student: Student, logits: Tensor, targets: Tensor) -> None:
+    hist = pd.DataFrame(student.history)
+    best = hist.loc[hist["test_top1"].idxmax()]
+    last = hist.iloc[-1]
+    keys = ("top1", "top5", "nll", "ece")
+    metrics = {
+        "last": {"epoch": int(last["epoch"]), **{k: float(last[f"test_{k}"]) for k in keys}},
+        "best": {"epoch": int(best["epoch"]), **{k: float(best[f"test_{k}"]) for k in keys}},
+        "num_test": int(targets.numel()),
+    }
+    out = student.out_dir
+    write_tensors(out / "model.safetensors", student.model.state_dict())
+    write_tensors(out / "test_logits.safetensors", {"logits": logits, "targets": targets})
+    write_json(out / "timing.json", {"wall_seconds": float(hist["seconds"].sum()), "epochs": len(hist)})
+    write_json(out / "metrics.json", metrics)  # last: its presence marks the run finished
+    remove_checkpoint(out)
+
+
+def train(specs: list[RunSpec], out_dirs: list[str | Path], *, progress: bool = True) -> list[dict[str, Any]]:
+    """Train one or several runs in lockstep; returns each run's ``metrics.json`` content.
+
+    Finished runs (same spec fingerprint) are skipped; interrupted runs resume from their last epoch checkpoint.
+    """
+    if not specs or len(specs) != len(out_dirs):
+        raise ValueError("train() needs one output folder per spec")
+    for spec in specs:
+        spec.validate()
+    _check_group(specs)
+    out_paths = [Path(d) for d in out_dirs]
+    todo = [(s, d) for s, d in zip(specs, out_paths) if not is_finished(s, d)]
+    if todo:
+        _train_group([s for s, _ in todo], [d for _, d in todo], progress)
+    return [read_json(d / "metrics.json") for d in out_paths]
+
+
+def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> None:
+    first = specs[0]
+    if first.threads:
+        torch.set_num_threads(first.threads)
+    device = resolve_device(first.device)
+    seed_everything(first.seed)
+    methods = [build_method(s.method, **s.hparams) for s in specs]  # validates before any data is loaded
+    views = _views(methods)
+    d = first.data
+    train_set = build_dataset(d.name, "train", root=d.root, views=views, subset=d.train_subset, seed=first.seed, download=d.download)
+    test_set = build_dataset(d.name, "test", root=d.root, views=("eval",), subset=d.test_subset, seed=first.seed, download=d.download)
+    info = train_set.spec  # for ImageNet stand-ins the classes come from the folder
+    teacher = _load_teacher(first, device)
+    students = []
+    for spec, out in zip(specs, out_dirs):
+        out.mkdir(parents=True, exist_ok=True)
+        students.append(_build_student(spec, out, info.num_classes, info.in_chans, device))
+        _record(students[-1], info.num_classes, info.in_chans, device, views)
+    check_every = 1 if device.type == "cpu" else 50
+    for epoch in range(min(s.start_epoch for s in students), first.optim.epochs + 1):
+        active = [s for s in students if s.start_epoch <= epoch]
+        lrs = {id(s): lr_at(epoch, s.spec.optim) for s in active}
+        for s in active:
+            for group in s.optimizer.param_groups:
+                group["lr"] = lrs[id(s)]
+            s.model.train()
+        sampler = RandomSampler(train_set, generator=generator(derive_seed(first.seed, "order", epoch)))
+        loader = DataLoader(train_set, batch_size=first.optim.batch_size, sampler=sampler,
+                            num_workers=d.num_workers, generator=generator(derive_seed(first.seed, "workers", epoch)))
+        train_set.seed_augmentation(derive_seed(first.seed, "augment", epoch))
+        # one stream per student, derived as in a solo run, so group members never shift each other's draws
+        student_rngs = {id(s): RngStream(derive_seed(first.seed, "student", epoch)) for s in active}
+        start = time.perf_counter()
+        batches = iter(loader)
+        bar = tqdm(total=len(loader), desc=f"epoch {epoch}", disable=not progress, leave=False, file=sys.stderr,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        for step in range(len(loader)):
+            x, y, _ = next(batches)
+            inputs = dict(zip(views, x if isinstance(x, (tuple, list)) else (x,)))
+            inputs = {v: _to(t, device, first.channels_last) for v, t in inputs.items()}
+            y = y.to(device)
+            teacher_logits = {}
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = {v: _forward(teacher, t, first.amp, device).float() for v, t in inputs.items()}
+            for s in active:
+                with student_rngs[id(s)]:
+                    _step(s, inputs, teacher_logits, y, epoch, step, check=(step % check_every == 0))
+            bar.update()
+        bar.close()
+        seconds = time.perf_counter() - start
+        for s in active:
+            _end_epoch(s, epoch, lrs[id(s)], seconds / len(active), test_set, device)
+
+
+def _to(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
+def train_one(spec: RunSpec, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Train a single run (see :func:`train`)."""
+    return train([spec], [out_dir], progress=progress)[0]
