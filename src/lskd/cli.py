@@ -1,6 +1,7 @@
 """The ``lskd`` command line: a thin layer that builds a :class:`RunSpec` and calls the library.
 
-Commands: ``train-teacher``, ``distill``, ``evaluate``, ``list``. Every option is also a key of the run spec,
+Commands: ``train-teacher``, ``distill``, ``fetch-teacher``, ``evaluate``, ``check-data``, ``list`` (and the
+analysis commands ``collect``, ``tables``, ``report`` used by the workflow). Every option is also a key of the run spec,
 so a Snakemake rule can pass a whole spec with ``--spec cell.json`` and override single keys with flags.
 """
 
@@ -34,6 +35,7 @@ def _optim_flags(p: argparse.ArgumentParser) -> None:
 def _run_flags(p: argparse.ArgumentParser, *, model_help: str) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder: spec.json, history.csv, metrics.json, logits, weights")
     p.add_argument("--spec", type=Path, help="JSON/YAML run spec to start from; flags given here override its keys")
+    p.add_argument("--spec-json", help="the same as --spec, given inline as a JSON string (used by the workflow)")
     p.add_argument("--model", help=model_help)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="dataset name: fashion_mnist, digits, cifar100, imagenet")
@@ -86,11 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-subset", type=int, help="class-balanced test subset (default: the run's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, help="write the metrics as JSON here")
+    p = sub.add_parser("fetch-teacher", help="make a teacher run folder from published weights (SHA-256 verified)",
+                       description="Fetch or take a local weight file, verify its SHA-256, load it without executing "
+                                   "code, evaluate it on the test set and write a teacher run folder.")
+    _run_flags(p, model_help="teacher architecture registered in timm")
+    p.add_argument("--pretrained-json", help='JSON: {"url" or "file", "sha256", "format": safetensors|state_dict|mdistiller}')
+    p.add_argument("--weights", type=Path, help="local weight file (instead of --pretrained-json)")
+    p.add_argument("--sha256", help="expected SHA-256 of --weights")
+    p.add_argument("--format", default="safetensors", choices=["safetensors", "state_dict", "mdistiller"])
+    p = sub.add_parser("check-data", help="check that a dataset is present and intact; write a manifest")
+    p.add_argument("--dataset", required=True, help="dataset name")
+    p.add_argument("--data-root", help="dataset folder (default: the standard locations)")
+    p.add_argument("--download", action="store_true", help="download when missing (checksum-verified)")
+    p.add_argument("--out", type=Path, help="write the manifest (JSON) here")
     sub.add_parser("list", help="list registered datasets, models and methods")
     return parser
 
 
-def _load_spec_file(path: Path | None) -> dict[str, Any]:
+def _load_spec_file(path: Path | None, inline: str | None = None) -> dict[str, Any]:
+    if inline is not None:
+        data = json.loads(inline)
+        if not isinstance(data, dict):
+            raise SystemExit("lskd: --spec-json does not hold a mapping")
+        return data
     if path is None:
         return {}
     data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
@@ -101,7 +121,7 @@ def _load_spec_file(path: Path | None) -> dict[str, Any]:
 
 def spec_from_args(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """Merge the spec file (if any) and the flags given into a plain run-spec dict."""
-    raw = _load_spec_file(args.spec)
+    raw = _load_spec_file(args.spec, args.spec_json)
     data, optim = dict(raw.get("data", {})), {**DEFAULT_OPTIM, **raw.get("optim", {})}
     hparams = dict(raw.get("hparams", {}))
     for flag, key in [("dataset", "name"), ("data_root", "root"), ("train_subset", "train_subset"),
@@ -149,6 +169,48 @@ def _cmd_train(args: argparse.Namespace, method: str) -> int:
         raise SystemExit(f"lskd: invalid run spec: {err}") from None
     metrics = train_one(spec, args.out, progress=not args.no_progress)
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_fetch_teacher(args: argparse.Namespace) -> int:
+    from lskd.engine import RunSpec
+    from lskd.engine.pretrained import import_pretrained
+
+    if args.pretrained_json:
+        pretrained = json.loads(args.pretrained_json)
+    elif args.weights and args.sha256:
+        pretrained = {"file": str(args.weights), "sha256": args.sha256, "format": args.format}
+    else:
+        raise SystemExit("lskd fetch-teacher: give --pretrained-json, or --weights with --sha256")
+    raw = spec_from_args(args, "ce")
+    raw["optim"].setdefault("epochs", 1)
+    try:
+        spec = RunSpec.from_dict(raw)
+    except (ValueError, TypeError) as err:
+        raise SystemExit(f"lskd: invalid run spec: {err}") from None
+    print(json.dumps(import_pretrained(spec, pretrained, args.out), indent=2))
+    return 0
+
+
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    from lskd.data import DatasetNotFoundError, build_dataset, resolve_root
+    from lskd.engine.io import write_json
+
+    try:
+        root = resolve_root(args.dataset, args.data_root) if not args.download else args.data_root
+        splits = {split: build_dataset(args.dataset, split, root=args.data_root, download=args.download)
+                  for split in ("train", "test")}
+    except (DatasetNotFoundError, ValueError) as err:
+        raise SystemExit(f"lskd check-data: {err}") from None
+    info = splits["train"].spec
+    manifest = {
+        "dataset": args.dataset, "root": str(root) if root else None, "num_classes": info.num_classes,
+        "in_chans": info.in_chans, "image_size": info.image_size, "class_names": list(info.class_names),
+        **{f"num_{split}": len(ds) for split, ds in splits.items()},
+    }
+    if args.out:
+        write_json(args.out, manifest)
+    print(json.dumps(manifest, indent=2))
     return 0
 
 
@@ -212,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_train(args, "kd")
     if args.command == "evaluate":
         return _cmd_evaluate(args)
+    if args.command == "fetch-teacher":
+        return _cmd_fetch_teacher(args)
+    if args.command == "check-data":
+        return _cmd_check_data(args)
     return _cmd_list()
 
 

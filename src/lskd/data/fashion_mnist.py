@@ -107,8 +107,9 @@ class FashionMNIST(DatasetBuilder):
     )
 
     def search_dirs(self, root: PathLike | None) -> list[pathlib.Path]:
-        """Folders checked, in order: explicit root, ``$LSKD_DATA``, the Debian folder (each with layouts)."""
-        bases = [*candidate_roots(root), DEBIAN_DIR]
+        """Folders checked, in order: the explicit root alone if given, else ``$LSKD_DATA`` and the Debian folder
+        (each directly and in torchvision's ``FashionMNIST/raw`` layout)."""
+        bases = candidate_roots(root) + ([DEBIAN_DIR] if root is None else [])
         return [(b / sub) if sub != "." else b for b in bases for sub in SUBDIRS]
 
     def resolve_root(self, root: PathLike | None = None) -> pathlib.Path:

@@ -135,9 +135,9 @@ def env_roots() -> list[pathlib.Path]:
 
 
 def candidate_roots(root: PathLike | None) -> list[pathlib.Path]:
-    """Search order for user data: the explicit ``root`` first, then ``$LSKD_DATA``."""
-    out = [pathlib.Path(root).expanduser()] if root is not None else []
-    return out + env_roots()
+    """Where to look for user data: the explicit ``root`` only (a root the user names must hold the data; we
+    never silently read another copy), else ``$LSKD_DATA``."""
+    return [pathlib.Path(root).expanduser()] if root is not None else env_roots()
 
 
 def balanced_subset(targets: torch.Tensor, n: int, num_classes: int, seed: int = 0) -> torch.Tensor:

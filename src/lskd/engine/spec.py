@@ -51,7 +51,8 @@ class RunSpec:
     """One run: a model trained on ``data`` with ``method`` (``ce`` for teachers and CE baselines).
 
     ``teacher_dir`` points at a finished teacher run directory (its ``spec.json`` and ``model.safetensors``).
-    ``cell`` is a free-form identifier that names the run in messages and tables.
+    ``cell`` is a free-form identifier that names the run in messages; ``labels`` is free-form metadata the
+    workflow attaches (role, pair, method, transform, temperature, kd_weight, seed) and the tables read back.
     """
 
     model: str
@@ -66,6 +67,7 @@ class RunSpec:
     amp: str = "none"
     channels_last: bool = False
     cell: str = ""
+    labels: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunSpec:

@@ -120,17 +120,19 @@ def _build_student(spec: RunSpec, out_dir: Path, num_classes: int, in_chans: int
     return Student(spec, out_dir, model, method, optimizer, start_epoch=done + 1, history=history)
 
 
-def _record(student: Student, num_classes: int, in_chans: int, device: torch.device, views: tuple[str, ...]) -> None:
+def write_spec_record(spec: RunSpec, out_dir: Path, model: nn.Module, num_classes: int, in_chans: int,
+                      device: torch.device, views: tuple[str, ...]) -> None:
+    """Write ``spec.json``: the spec, its fingerprint, resolved settings, versions, git commit and hardware."""
     from lskd.losses import method_hparams
 
-    resolved = {**method_hparams(student.spec.method), **student.spec.hparams}
-    write_json(student.out_dir / "spec.json", {
-        "spec": student.spec.to_dict(),
-        "fingerprint": student.spec.fingerprint(),
+    resolved = {**method_hparams(spec.method), **spec.hparams}
+    write_json(out_dir / "spec.json", {
+        "spec": spec.to_dict(),
+        "fingerprint": spec.fingerprint(),
         "resolved": {
             "num_classes": num_classes, "in_chans": in_chans, "device": str(device), "views": list(views),
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()},
-            "num_params": sum(p.numel() for p in student.model.parameters()),
+            "num_params": sum(p.numel() for p in model.parameters()),
         },
         **provenance(),
     })
@@ -191,7 +193,15 @@ def _end_epoch(student: Student, epoch: int, lr: float, seconds: float, test_set
 
 
 def _finish(student: Student, logits: Tensor, targets: Tensor) -> None:
-    hist = pd.DataFrame(student.history)
+    write_final_outputs(student.out_dir, student.history, student.model, logits, targets)
+    remove_checkpoint(student.out_dir)
+
+
+def write_final_outputs(out_dir: Path, history: list[dict[str, Any]], model: nn.Module, logits: Tensor,
+                        targets: Tensor) -> dict[str, Any]:
+    """Write weights, test logits, timing and ``metrics.json`` (last- and best-epoch test metrics); the metrics
+    file comes last, so its presence marks a finished run."""
+    hist = pd.DataFrame(history)
     best = hist.loc[hist["test_top1"].idxmax()]
     last = hist.iloc[-1]
     keys = ("top1", "top5", "nll", "ece")
@@ -200,12 +210,12 @@ def _finish(student: Student, logits: Tensor, targets: Tensor) -> None:
         "best": {"epoch": int(best["epoch"]), **{k: float(best[f"test_{k}"]) for k in keys}},
         "num_test": int(targets.numel()),
     }
-    out = student.out_dir
-    write_tensors(out / "model.safetensors", student.model.state_dict())
-    write_tensors(out / "test_logits.safetensors", {"logits": logits, "targets": targets})
-    write_json(out / "timing.json", {"wall_seconds": float(hist["seconds"].sum()), "epochs": len(hist)})
-    write_json(out / "metrics.json", metrics)  # last: its presence marks the run finished
-    remove_checkpoint(out)
+    write_text(out_dir / "history.csv", hist.to_csv(index=False))
+    write_tensors(out_dir / "model.safetensors", model.state_dict())
+    write_tensors(out_dir / "test_logits.safetensors", {"logits": logits, "targets": targets})
+    write_json(out_dir / "timing.json", {"wall_seconds": float(hist["seconds"].sum()), "epochs": len(hist)})
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
 
 
 def train(specs: list[RunSpec], out_dirs: list[str | Path], *, progress: bool = True) -> list[dict[str, Any]]:
@@ -242,7 +252,7 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> 
     for spec, out in zip(specs, out_dirs):
         out.mkdir(parents=True, exist_ok=True)
         students.append(_build_student(spec, out, info.num_classes, info.in_chans, device))
-        _record(students[-1], info.num_classes, info.in_chans, device, views)
+        write_spec_record(spec, out, students[-1].model, info.num_classes, info.in_chans, device, views)
     check_every = 1 if device.type == "cpu" else 50
     for epoch in range(min(s.start_epoch for s in students), first.optim.epochs + 1):
         active = [s for s in students if s.start_epoch <= epoch]

@@ -1,0 +1,24 @@
+# lskd: does logit standardization help KD, DKD, CTKD and MLKD on my teacher/student pairs?
+# Run:   snakemake --cores all                       (configs/default.yaml, the offline Fashion-MNIST demo)
+#        snakemake --cores all --configfile configs/smoke.yaml
+# The config is validated against workflow/schemas/config.schema.yaml before any job runs.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "configs/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/teachers.smk"
+include: "workflow/rules/distill.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        [f"{d}/metrics.json" for d in RUN_DIRS],
+    default_target: True

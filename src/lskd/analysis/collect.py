@@ -1,0 +1,200 @@
+"""Read finished run folders (the per-run contract of DESIGN.md) into one tidy row per run.
+
+A run folder holds ``spec.json``, ``metrics.json``, ``history.csv``, ``timing.json`` and
+``test_logits.safetensors``. Fields come from ``spec.labels`` when the workflow attached them, else from the
+spec itself:
+
+=================  ================================================================================
+column             source (labels first, then the fallback)
+=================  ================================================================================
+role               ``labels.role``; else inferred: method ``ce`` → ``teacher`` when another collected run
+                   names this folder as its ``teacher_dir``, otherwise ``baseline``; any other method →
+                   ``distill``
+dataset            ``labels.dataset`` | ``spec.data.name``
+teacher, student   ``labels`` | teacher role: ``teacher = model``, ``student`` empty; otherwise
+                   ``student = model`` and ``teacher`` = the model in ``teacher_dir/spec.json``
+method             ``labels.method`` | ``spec.method``
+transform          ``labels.transform`` | ``resolved.hparams.transform`` (empty for CE runs)
+temperature        ``labels.temperature`` | ``resolved.hparams.temperature``; empty for CTKD (learned) and CE
+kd_weight          ``labels.kd_weight`` | ``resolved.hparams.kd_weight`` (empty for CE)
+effective_temp...  the temperature the loss used at the end: CTKD → last ``temperature`` of ``history.csv``;
+                   CE runs → 1.0; otherwise ``temperature`` (1.0 for a method without one)
+=================  ================================================================================
+
+Metrics are ``metrics.json``'s ``last`` (headline) and ``best`` (the paper's protocol) blocks; any NaN/inf there
+raises :class:`ValueError`, so no NaN reaches a table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lskd.engine.io import read_json
+
+ROLES: tuple[str, ...] = ("teacher", "baseline", "distill")
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_dir", "role", "dataset", "teacher", "student", "model", "method", "transform", "temperature",
+    "kd_weight", "ce_weight", "effective_temperature", "seed", "last_top1", "last_top5", "last_nll", "last_ece",
+    "best_top1", "best_top5", "best_epoch", "epochs", "wall_seconds", "num_params", "num_test", "teacher_dir",
+    "cell", "git_commit",
+)
+
+SORT_KEYS: tuple[str, ...] = (
+    "dataset", "teacher", "student", "method", "transform", "temperature", "kd_weight", "seed", "run_dir",
+)
+
+_METRIC_KEYS = ("epoch", "top1", "top5", "nll", "ece")
+
+
+def resolve_teacher_dir(run_dir: str | os.PathLike, teacher_dir: str | None) -> Path | None:
+    """The teacher folder of a run: absolute as given, else relative to the working directory, else to the run."""
+    if not teacher_dir:
+        return None
+    p = Path(teacher_dir)
+    if p.is_absolute() or p.exists():
+        return p.resolve()
+    alt = Path(run_dir) / p
+    return alt.resolve() if alt.exists() else p.resolve()
+
+
+def last_history_value(run_dir: str | os.PathLike, column: str) -> float | None:
+    """Last non-empty value of ``column`` in ``history.csv`` (``None`` if the file or column is missing)."""
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        return None
+    hist = pd.read_csv(path)
+    if column not in hist or hist[column].dropna().empty:
+        return None
+    return float(hist[column].dropna().iloc[-1])
+
+
+def _check_finite(run_dir: Path, metrics: dict[str, Any]) -> None:
+    bad = []
+    for block in ("last", "best"):
+        if block not in metrics:
+            raise ValueError(f"{run_dir}/metrics.json has no {block!r} block")
+        for key in _METRIC_KEYS:
+            value = metrics[block].get(key)
+            if value is None or not math.isfinite(float(value)):
+                bad.append(f"{block}.{key}={value!r}")
+    if bad:
+        raise ValueError(f"run {run_dir} has non-finite or missing metrics ({', '.join(bad)}); refusing to tabulate it")
+
+
+def _label(labels: dict[str, Any], key: str, fallback: Any) -> Any:
+    return labels[key] if key in labels else fallback
+
+
+def _spec_teacher_model(teacher_dir: Path | None) -> str | None:
+    if teacher_dir is None or not (teacher_dir / "spec.json").exists():
+        return None
+    return read_json(teacher_dir / "spec.json")["spec"]["model"]
+
+
+def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> dict[str, Any]:
+    """One run folder as a flat dict with the keys :data:`RUN_COLUMNS` (see the module docstring).
+
+    ``is_teacher``: whether another run uses this folder as its teacher (only used to infer the role of a CE run
+    without ``labels.role``; ``None`` counts as ``False``). Raises ``FileNotFoundError`` for an unfinished run
+    (no ``metrics.json``) and ``ValueError`` for non-finite metrics.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.json").exists():
+        raise FileNotFoundError(f"{run_dir} has no metrics.json: the run is not finished")
+    record = read_json(run_dir / "spec.json")
+    metrics = read_json(run_dir / "metrics.json")
+    _check_finite(run_dir, metrics)
+    timing = read_json(run_dir / "timing.json") if (run_dir / "timing.json").exists() else {}
+    spec, resolved = record["spec"], record.get("resolved", {})
+    labels: dict[str, Any] = spec.get("labels") or {}
+    hparams: dict[str, Any] = resolved.get("hparams") or spec.get("hparams") or {}
+    method = _label(labels, "method", spec["method"])
+    teacher_dir = resolve_teacher_dir(run_dir, spec.get("teacher_dir"))
+
+    role = labels.get("role")
+    if role is None:
+        role = ("teacher" if is_teacher else "baseline") if spec["method"] == "ce" else "distill"
+    if role not in ROLES:
+        raise ValueError(f"{run_dir}: unknown role {role!r}; allowed: {', '.join(ROLES)}")
+    model = spec["model"]
+    teacher = _label(labels, "teacher", model if role == "teacher" else _spec_teacher_model(teacher_dir))
+    student = _label(labels, "student", None if role == "teacher" else model)
+
+    temperature = hparams.get("temperature") if spec["method"] not in ("ctkd", "ce") else None
+    temperature = _label(labels, "temperature", temperature)
+    if spec["method"] == "ctkd":
+        effective = last_history_value(run_dir, "temperature")
+    elif spec["method"] == "ce":
+        effective = 1.0
+    else:
+        effective = hparams.get("temperature", temperature)
+    effective = 1.0 if effective is None else float(effective)
+
+    wall = timing.get("wall_seconds")
+    if wall is not None and not math.isfinite(float(wall)):
+        raise ValueError(f"run {run_dir} has non-finite wall_seconds {wall!r}")
+    return {
+        "run_dir": str(run_dir),
+        "role": role,
+        "dataset": _label(labels, "dataset", spec["data"]["name"]),
+        "teacher": teacher,
+        "student": student,
+        "model": model,
+        "method": method,
+        "transform": _label(labels, "transform", hparams.get("transform")),
+        "temperature": None if temperature is None else float(temperature),
+        "kd_weight": _label(labels, "kd_weight", hparams.get("kd_weight") if spec["method"] != "ce" else None),
+        "ce_weight": hparams.get("ce_weight"),
+        "effective_temperature": effective,
+        "seed": int(_label(labels, "seed", spec.get("seed", 0))),
+        **{f"last_{k}": float(metrics["last"][k]) for k in ("top1", "top5", "nll", "ece")},
+        "best_top1": float(metrics["best"]["top1"]),
+        "best_top5": float(metrics["best"]["top5"]),
+        "best_epoch": int(metrics["best"]["epoch"]),
+        "epochs": int(timing.get("epochs", metrics["last"]["epoch"])),
+        "wall_seconds": None if wall is None else float(wall),
+        "num_params": resolved.get("num_params"),
+        "num_test": metrics.get("num_test"),
+        "teacher_dir": None if teacher_dir is None else str(teacher_dir),
+        "cell": spec.get("cell", ""),
+        "git_commit": record.get("git_commit", "unknown"),
+    }
+
+
+def sort_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Deterministic order: role (teacher, baseline, distill), then :data:`SORT_KEYS` (empty values first)."""
+    order = df["role"].map({r: i for i, r in enumerate(ROLES)})
+    keys = [k for k in SORT_KEYS if k in df]
+    out = df.assign(_role_order=order).sort_values(["_role_order", *keys], na_position="first", kind="mergesort")
+    return out.drop(columns="_role_order").reset_index(drop=True)
+
+
+def collect_runs(run_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per finished run folder (columns :data:`RUN_COLUMNS`), sorted by :func:`sort_runs`.
+
+    Roles missing from ``spec.labels`` are inferred with the teacher links among the given folders (a CE run
+    that some other given run uses as ``teacher_dir`` is a ``teacher``, else a ``baseline``). Raises
+    ``ValueError`` when a run's metrics contain NaN/inf or a folder is listed twice.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    resolved = [d.resolve() for d in dirs]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError("collect_runs: a run folder is listed more than once")
+    teachers: set[Path] = set()
+    for d in dirs:
+        spec = read_json(d / "spec.json")["spec"]
+        t = resolve_teacher_dir(d, spec.get("teacher_dir"))
+        if t is not None:
+            teachers.add(t)
+    rows = [read_run(d, is_teacher=r in teachers) for d, r in zip(dirs, resolved)]
+    df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    for col in ("temperature", "kd_weight", "ce_weight", "effective_temperature", "wall_seconds"):
+        df[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
+    return sort_runs(df)

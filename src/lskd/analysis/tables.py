@@ -1,0 +1,328 @@
+"""Result tables (pandas DataFrames, CSV-writable, deterministic row order) from :func:`collect_runs` output.
+
+Reporting rules (DESIGN.md): last-epoch top-1 is the headline, best-epoch a second column; every number over
+seeds is mean ± std (ddof=1) with n; every transform-vs-raw comparison is a paired difference over seeds with a
+percentile-bootstrap 95% interval. The (temperature, kd_weight) setting of each transform is selected by the
+highest mean last-epoch top-1 **on the test set**, as the paper does (there is no validation split); ties go
+to the smaller temperature, then the smaller kd_weight. A setting is the DESIGN's cell minus the seed, so other
+hyper-parameters must be fixed per method: duplicate seeds within one setting raise ``ValueError``.
+Cells that do not apply (the difference on the reference row, a teacher that was not collected) are empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lskd.analysis.paper import PAPER_PROTOCOL, paper_ablation, paper_main_rows, to_paper_model
+from lskd.analysis.stats import fmt_ci, fmt_mean_std, mean_std_n, paired_bootstrap_ci
+
+PAIR = ["dataset", "teacher", "student"]
+GROUP = [*PAIR, "method"]
+SETTING = ["temperature", "kd_weight"]
+CELL = [*GROUP, "transform", *SETTING]
+REFERENCE_TRANSFORM = "none"
+TRANSFORM_ORDER = ("none", "center", "scale", "zscore")
+SELECTION_NOTE = ("(temperature, kd_weight) with the highest mean last-epoch top-1 over seeds, "
+                  "selected on the test set (as in the paper)")
+OURS_SOURCE = "this run"
+
+#: Display name -> key of :func:`lskd.analysis.logit_stats.summarize_stats` (or of the run row).
+LOGIT_METRICS: dict[str, str] = {
+    "accuracy": "accuracy",
+    "teacher_accuracy": "teacher_accuracy",
+    "top1_agree": "top1_agree",
+    "student_std": "std_mean",
+    "teacher_std": "teacher_std_mean",
+    "std_ratio": "std_ratio_mean",
+    "student_mean": "mean_mean",
+    "teacher_mean": "teacher_mean_mean",
+    "shift": "shift_mean",
+    "shift_abs": "shift_abs_mean",
+    "shift_sd": "shift_sd",
+    "pearson": "pearson_mean",
+    "spearman": "spearman_mean",
+    "kendall": "kendall_mean",
+    "kl_T": "kl_T_mean",
+    "kl_T_zscore": "kl_T_zscore_mean",
+    "ece": "last_ece",
+}
+
+
+def _isnan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _nan_first(x: Any) -> tuple[int, Any]:
+    return (0, 0.0) if _isnan(x) else (1, x)
+
+
+def _transform_rank(t: Any) -> tuple[int, str]:
+    t = "" if _isnan(t) else str(t)
+    return (TRANSFORM_ORDER.index(t), t) if t in TRANSFORM_ORDER else (len(TRANSFORM_ORDER), t)
+
+
+def _summary(values: Iterable[float], prefix: str) -> dict[str, Any]:
+    """``{prefix}_mean``, ``{prefix}_std``, ``{prefix}_n`` and the formatted ``{prefix}``; empty when no values."""
+    vals = list(values)
+    if not vals:
+        return {f"{prefix}_mean": np.nan, f"{prefix}_std": np.nan, f"{prefix}_n": 0, prefix: ""}
+    m, s, n = mean_std_n(vals)
+    return {f"{prefix}_mean": m, f"{prefix}_std": s, f"{prefix}_n": n, prefix: fmt_mean_std(m, s, n)}
+
+
+def _distill(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["role"] == "distill"]
+
+
+def _check_unique_seeds(sub: pd.DataFrame, where: Mapping[str, Any]) -> None:
+    dup = sub["seed"][sub["seed"].duplicated()]
+    if len(dup):
+        raise ValueError(f"duplicate seeds {sorted(set(dup))} in one setting {dict(where)}: runs differ in a "
+                         "hyper-parameter that is not a table key, or a run was collected twice")
+
+
+def _key_dict(names: list[str], key: Any) -> dict[str, Any]:
+    key = key if isinstance(key, tuple) else (key,)
+    return {n: (None if _isnan(v) else v) for n, v in zip(names, key)}
+
+
+def selected_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The distill runs of the selected setting of each (dataset, teacher, student, method, transform).
+
+    Selection: highest mean ``last_top1`` over seeds among the (temperature, kd_weight) settings (test set, as in
+    the paper); ties → smaller temperature, then smaller kd_weight (empty values first). Adds ``n_settings``
+    (settings compared). Rows keep :func:`collect_runs`'s columns and order.
+    """
+    parts = []
+    for key, g in _distill(runs).groupby([*GROUP, "transform"], dropna=False, sort=False):
+        cands = []
+        for skey, sub in g.groupby(SETTING, dropna=False, sort=False):
+            _check_unique_seeds(sub, {**_key_dict([*GROUP, "transform"], key), **_key_dict(SETTING, skey)})
+            t, w = (skey if isinstance(skey, tuple) else (skey,))
+            cands.append((-float(sub["last_top1"].mean()), _nan_first(t), _nan_first(w), sub))
+        cands.sort(key=lambda c: c[:3])
+        parts.append(cands[0][3].assign(n_settings=len(cands)))
+    if not parts:
+        return runs.iloc[0:0].assign(n_settings=pd.Series(dtype="int64"))
+    return pd.concat(parts).sort_index()
+
+
+def _match(runs: pd.DataFrame, **eq: Any) -> pd.DataFrame:
+    mask = pd.Series(True, index=runs.index)
+    for col, value in eq.items():
+        mask &= runs[col].isna() if _isnan(value) else runs[col] == value
+    return runs[mask]
+
+
+def _paired(sub: pd.DataFrame, ref: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
+    m = sub[["seed", "last_top1", "best_top1"]].merge(ref[["seed", "last_top1", "best_top1"]], on="seed",
+                                                      suffixes=("", "_ref"))
+    out: dict[str, Any] = {"diff_vs": REFERENCE_TRANSFORM, "diff_n": len(m), "diff_degenerate": len(m) <= 1}
+    for what in ("last", "best"):
+        if len(m) == 0:
+            out.update({f"diff_{what}_mean": np.nan, f"diff_{what}_lo": np.nan, f"diff_{what}_hi": np.nan,
+                        f"diff_{what}": ""})
+            continue
+        ci = paired_bootstrap_ci(m[f"{what}_top1"] - m[f"{what}_top1_ref"], n_boot=n_boot, seed=seed)
+        out.update({f"diff_{what}_mean": ci.mean, f"diff_{what}_lo": ci.lo, f"diff_{what}_hi": ci.hi,
+                    f"diff_{what}": fmt_ci(ci.mean, ci.lo, ci.hi)})
+    return out
+
+
+def _reference_columns(runs: pd.DataFrame, dataset: Any, teacher: Any, student: Any) -> dict[str, Any]:
+    teachers = _match(runs[runs["role"] == "teacher"], dataset=dataset, teacher=teacher)
+    baselines = _match(runs[runs["role"] == "baseline"], dataset=dataset, student=student)
+    return {
+        **_summary(teachers["last_top1"], "teacher_top1"),
+        **_summary(baselines["last_top1"], "baseline_last_top1"),
+        **_summary(baselines["best_top1"], "baseline_best_top1"),
+    }
+
+
+def headline_table(runs: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """One row per (dataset, teacher, student, method, transform) with the selected setting.
+
+    Columns: the keys; ``temperature``, ``kd_weight`` (selected), ``n_settings``, ``selection`` (how it was
+    chosen: on the test set, as in the paper); ``last_top1_{mean,std,n}`` (headline) and ``best_top1_*`` with
+    formatted ``last_top1``/``best_top1`` ("76.62 ± 0.21 (n=4)"); ``effective_temperature_mean`` (CTKD's learned
+    T); for transforms other than ``none``: the paired difference to the selected ``none`` setting over common
+    seeds, ``diff_{last,best}_{mean,lo,hi}`` (bootstrap 95% interval, ``n_boot`` resamples, generator ``seed``),
+    ``diff_n``, ``diff_degenerate`` (n = 1); teacher top-1 (role ``teacher``, same dataset and teacher,
+    last epoch) and CE baseline (role ``baseline``, same dataset and student) last/best top-1 as mean ± std (n).
+    """
+    sel = selected_runs(runs)
+    rows = []
+    for key, g in sel.groupby(GROUP, dropna=False, sort=False):
+        keys = _key_dict(GROUP, key)
+        refs = _reference_columns(runs, keys["dataset"], keys["teacher"], keys["student"])
+        by_t = {(None if _isnan(t) else t): sub for t, sub in g.groupby("transform", dropna=False, sort=False)}
+        for t in sorted(by_t, key=_transform_rank):
+            sub = by_t[t]
+            row: dict[str, Any] = {**keys, "transform": t, "temperature": sub["temperature"].iloc[0],
+                                   "kd_weight": sub["kd_weight"].iloc[0], "n_settings": int(sub["n_settings"].iloc[0]),
+                                   "selection": SELECTION_NOTE}
+            last, best = _summary(sub["last_top1"], "last_top1"), _summary(sub["best_top1"], "best_top1")
+            row.update(last)
+            row.update({k: v for k, v in best.items() if k != "best_top1_n"})
+            row["n"] = row.pop("last_top1_n")
+            row["effective_temperature_mean"] = float(sub["effective_temperature"].mean())
+            if t != REFERENCE_TRANSFORM and REFERENCE_TRANSFORM in by_t:
+                row.update(_paired(sub, by_t[REFERENCE_TRANSFORM], n_boot, seed))
+            row.update(refs)
+            rows.append(row)
+    return _sorted(pd.DataFrame(rows), [*GROUP, "transform"])
+
+
+def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    if df.empty:
+        return df.reset_index(drop=True)
+    order = sorted(range(len(df)), key=lambda i: tuple(
+        _transform_rank(df[k].iloc[i]) if k == "transform" else _nan_first(df[k].iloc[i]) for k in keys))
+    return df.iloc[order].reset_index(drop=True)
+
+
+def grid_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Temperature × kd_weight grid: one row per cell without the seed (:data:`CELL`).
+
+    Columns: the keys, ``n``, ``last_top1_{mean,std}``, ``best_top1_{mean,std}``, formatted ``last_top1`` and
+    ``best_top1``, ``effective_temperature_mean``, ``selected`` (the setting :func:`headline_table` reports).
+    """
+    sel = selected_runs(runs)
+    chosen = set(sel["run_dir"])
+    rows = []
+    for key, sub in _distill(runs).groupby(CELL, dropna=False, sort=False):
+        keys = _key_dict(CELL, key)
+        _check_unique_seeds(sub, keys)
+        row: dict[str, Any] = dict(keys)
+        row.update(_summary(sub["last_top1"], "last_top1"))
+        row.update({k: v for k, v in _summary(sub["best_top1"], "best_top1").items() if k != "best_top1_n"})
+        row["n"] = row.pop("last_top1_n")
+        row["effective_temperature_mean"] = float(sub["effective_temperature"].mean())
+        row["selected"] = bool(sub["run_dir"].isin(chosen).all())
+        rows.append(row)
+    return _sorted(pd.DataFrame(rows), CELL)
+
+
+def logit_summary_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, *, level: str = "run") -> pd.DataFrame:
+    """Teacher-vs-student logit statistics from :func:`lskd.analysis.logit_stats.run_summary` rows.
+
+    Only rows with teacher columns (distilled runs) are kept. ``level="run"``: one row per run with the keys,
+    ``seed``, ``run_dir``, ``effective_temperature`` and the :data:`LOGIT_METRICS` present (per-run means over
+    the test samples; ``ece`` is the last-epoch ECE in %). ``level="setting"``: aggregated over seeds per
+    :data:`CELL` (pair, method, transform, temperature, kd_weight): ``<metric>_mean``, ``<metric>_std`` and ``n``.
+    """
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    missing = [c for c in [*CELL, "seed"] if c not in df]
+    if missing:
+        raise ValueError(f"logit_summary_table: rows lack the keys {missing}")
+    if "kl_T_mean" not in df:
+        return pd.DataFrame(columns=[*CELL, "seed"])
+    df = df[df["kl_T_mean"].notna()]
+    metrics = {name: key for name, key in LOGIT_METRICS.items() if key in df}
+    extra = [c for c in ("run_dir", "effective_temperature") if c in df]
+    per_run = df[[*CELL, "seed", *extra, *metrics.values()]].rename(columns={v: k for k, v in metrics.items()})
+    if level == "run":
+        return _sorted(per_run, [*CELL, "seed"])
+    if level != "setting":
+        raise ValueError(f"level must be 'run' or 'setting', got {level!r}")
+    out = []
+    for key, sub in per_run.groupby(CELL, dropna=False, sort=False):
+        row: dict[str, Any] = _key_dict(CELL, key)
+        row["n"] = len(sub)
+        for name in metrics:
+            m, s, _ = mean_std_n(sub[name])
+            row[f"{name}_mean"], row[f"{name}_std"] = m, s
+        out.append(row)
+    return _sorted(pd.DataFrame(out), CELL)
+
+
+def paper_context_table() -> pd.DataFrame:
+    """The paper's Tables 1–3 and 5 as published, every row labelled in ``source`` (context, not our numbers)."""
+    df = paper_main_rows()
+    return df.assign(protocol=PAPER_PROTOCOL, table="context: the paper's numbers")
+
+
+def paper_comparison(runs: pd.DataFrame) -> pd.DataFrame:
+    """Our selected settings next to the paper's matching rows (paper names via :func:`to_paper_model`).
+
+    Ours is reported at the best epoch (``ours_best_top1_*``, to match the paper's protocol, selected on the test
+    set) and the last epoch (``ours_last_top1_*``); ``diff_best_minus_paper`` / ``diff_last_minus_paper`` are ours
+    minus the paper's. Columns never mix sources: ``ours_*`` are labelled by ``ours_source`` ("this run"),
+    ``paper_*`` by ``paper_source`` (e.g. "paper Table 2 (same architecture style)") and ``paper_protocol``.
+    When no run matches a paper row, returns :func:`paper_context_table` instead (``table`` says which).
+    """
+    sel = selected_runs(runs)
+    ours = []
+    for key, sub in sel.groupby([*GROUP, "transform"], dropna=False, sort=False):
+        row: dict[str, Any] = _key_dict([*GROUP, "transform"], key)
+        row.update(temperature=sub["temperature"].iloc[0], kd_weight=sub["kd_weight"].iloc[0])
+        row.update({f"ours_{k}": v for k, v in _summary(sub["best_top1"], "best_top1").items()})
+        row.update({f"ours_{k}": v for k, v in _summary(sub["last_top1"], "last_top1").items()})
+        ours.append(row)
+    paper = paper_main_rows().rename(columns={c: f"paper_{c}" for c in ("teacher", "student", "top1", "top5",
+                                                                     "teacher_top1", "student_top1", "source")})
+    if ours:
+        o = pd.DataFrame(ours)
+        o["paper_teacher"] = o["teacher"].map(to_paper_model)
+        o["paper_student"] = o["student"].map(to_paper_model)
+        on = ["dataset", "paper_teacher", "paper_student", "method", "transform"]
+        merged = o.merge(paper, on=on, how="inner")
+    else:
+        merged = pd.DataFrame()
+    if merged.empty:
+        return paper_context_table()
+    merged["diff_best_minus_paper"] = merged["ours_best_top1_mean"] - merged["paper_top1"]
+    merged["diff_last_minus_paper"] = merged["ours_last_top1_mean"] - merged["paper_top1"]
+    merged["ours_source"] = OURS_SOURCE
+    merged["paper_protocol"] = PAPER_PROTOCOL
+    merged["table"] = "comparison: ours (best epoch, test-set selection as the paper; last epoch too) vs the paper"
+    cols = [*GROUP, "transform", "paper_teacher", "paper_student", "temperature", "kd_weight",
+            "ours_best_top1_mean", "ours_best_top1_std", "ours_best_top1_n", "ours_best_top1",
+            "ours_last_top1_mean", "ours_last_top1_std", "ours_last_top1", "ours_source",
+            "paper_top1", "paper_top5", "paper_teacher_top1", "paper_student_top1", "paper_source", "paper_protocol",
+            "diff_best_minus_paper", "diff_last_minus_paper", "table"]
+    return _sorted(merged[cols], [*GROUP, "transform"])
+
+
+def paper_ablation_comparison(runs: pd.DataFrame) -> pd.DataFrame:
+    """Our KD grid cells next to the paper's Table 4 (resnet32x4 → resnet8x4, base temperature 2, CE 0.1).
+
+    Matches distilled KD runs on dataset, paper teacher/student names, temperature, ce_weight, kd_weight and
+    transform; ours best- and last-epoch top-1 mean ± std (n) with ``ours_source``, the paper's ``paper_top1``
+    with ``paper_source``, and their differences. Empty when nothing matches.
+    """
+    kd = _distill(runs)
+    kd = kd[kd["method"] == "kd"].assign(paper_teacher=lambda d: d["teacher"].map(to_paper_model),
+                                         paper_student=lambda d: d["student"].map(to_paper_model))
+    paper = paper_ablation().rename(columns={"teacher": "paper_teacher", "student": "paper_student",
+                                             "top1": "paper_top1", "source": "paper_source"})
+    on = ["dataset", "paper_teacher", "paper_student", "temperature", "ce_weight", "kd_weight", "transform"]
+    rows = []
+    for key, sub in kd.groupby(on, dropna=True, sort=False):
+        k = _key_dict(on, key)
+        hit = paper
+        for col, value in k.items():
+            hit = hit[np.isclose(hit[col], value)] if isinstance(value, float) else hit[hit[col] == value]
+        if hit.empty:
+            continue
+        _check_unique_seeds(sub, k)
+        row: dict[str, Any] = {**k, "teacher": sub["teacher"].iloc[0], "student": sub["student"].iloc[0]}
+        row.update({f"ours_{c}": v for c, v in _summary(sub["best_top1"], "best_top1").items()})
+        row.update({f"ours_{c}": v for c, v in _summary(sub["last_top1"], "last_top1").items()})
+        row.update(ours_source=OURS_SOURCE, paper_top1=float(hit["paper_top1"].iloc[0]),
+                   paper_source=hit["paper_source"].iloc[0], paper_protocol=PAPER_PROTOCOL)
+        row["diff_best_minus_paper"] = row["ours_best_top1_mean"] - row["paper_top1"]
+        row["diff_last_minus_paper"] = row["ours_last_top1_mean"] - row["paper_top1"]
+        rows.append(row)
+    return _sorted(pd.DataFrame(rows), ["dataset", "teacher", "student", "transform", "kd_weight"])
+
+
+__all__ = [
+    "CELL", "GROUP", "LOGIT_METRICS", "SELECTION_NOTE", "grid_table", "headline_table",
+    "logit_summary_table", "paper_ablation_comparison", "paper_comparison", "paper_context_table", "selected_runs",
+]

@@ -1,0 +1,10 @@
+"""The bridge between a workflow config and the library: validation, grid expansion, run specs and paths.
+
+``workflow/rules/common.smk`` calls only this package, so everything the Snakemake workflow decides can be
+tested with pytest.
+"""
+
+from lskd.workflow.config import ConfigError, check_config, load_config, validate_config
+from lskd.workflow.grid import Cell, Experiment, fmt_num
+
+__all__ = ["Cell", "ConfigError", "Experiment", "check_config", "fmt_num", "load_config", "validate_config"]

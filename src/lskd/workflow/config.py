@@ -1,0 +1,122 @@
+"""Config validation: the JSON schema (structure, types, allowed values, defaults) and then the checks a schema
+cannot express (registered models, method hyper-parameters, teacher references, data present, duplicate cells).
+Every failure names the key and the allowed values, before any job runs."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config problem a user can fix; the message names the key."""
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    from jsonschema import Draft202012Validator
+
+    messages = []
+    for error in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path)):
+        where = _path(error.absolute_path)
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            for key in sorted(set(error.instance) - set(allowed)):
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+                messages.append(f"{where}: unknown key {key!r}{suggestion}; allowed: {', '.join(allowed)}")
+        elif error.validator == "enum":
+            hint = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            messages.append(f"{where}: {error.instance!r} is not allowed{suggestion}; allowed: "
+                            f"{', '.join(map(str, error.validator_value))}")
+        else:
+            messages.append(f"{where}: {error.message}")
+    return messages
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path, *, check_data: bool = True) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema (filling defaults, as ``snakemake.utils.validate``) and
+    run :func:`check_config`. Raises :class:`ConfigError` listing every problem found by the schema."""
+    from snakemake.utils import validate
+
+    schema_path = Path(schema_path).resolve()
+    schema = yaml.safe_load(schema_path.read_text())
+    errors = _schema_errors(config, schema)
+    if errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    validate(config, str(schema_path), set_default=True)
+    check_config(config, check_data=check_data)
+    return config
+
+
+def load_config(path: str | Path, schema_path: str | Path, *, check_data: bool = True) -> dict[str, Any]:
+    """Read a YAML config and validate it (see :func:`validate_config`)."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings")
+    return validate_config(config, schema_path, check_data=check_data)
+
+
+def _check_model(name: str, where: str) -> None:
+    import timm
+
+    import lskd.models  # noqa: F401  (registers CIFAR and small architectures)
+
+    if not timm.is_model(name):
+        candidates = list(lskd.models.CIFAR_MODELS) + list(lskd.models.SMALL_MODELS) + timm.list_models()
+        hint = difflib.get_close_matches(name, candidates, n=3)
+        raise ConfigError(f"{where}: unknown model {name!r}" + (f" (did you mean {', '.join(map(repr, hint))}?)" if hint else "")
+                          + "; run `lskd list` for the registered architectures")
+
+
+def check_config(config: dict[str, Any], *, check_data: bool = True) -> None:
+    """Checks beyond the schema. Assumes defaults were filled in."""
+    from lskd.data import DatasetNotFoundError, resolve_root
+    from lskd.engine import RunSpec
+    from lskd.workflow.grid import Experiment
+
+    for tid, teacher in config["teachers"].items():
+        _check_model(teacher["model"], f"teachers.{tid}.model")
+        if teacher["source"] == "pretrained":
+            pre = teacher.get("pretrained") or {}
+            if not (pre.get("url") or pre.get("file")):
+                raise ConfigError(f"teachers.{tid}: source pretrained needs pretrained.url or pretrained.file (and sha256)")
+    for i, pair in enumerate(config["pairs"]):
+        if pair["teacher"] not in config["teachers"]:
+            raise ConfigError(f"pairs[{i}].teacher: unknown teacher {pair['teacher']!r}; defined teachers: "
+                              f"{', '.join(config['teachers'])}")
+        _check_model(pair["student"], f"pairs[{i}].student")
+        for method in pair["methods"]:
+            if method not in config["grid"]["methods"]:
+                raise ConfigError(f"pairs[{i}].methods.{method}: method not in grid.methods ({', '.join(config['grid']['methods'])})")
+    dataset = config["dataset"]
+    if check_data and not dataset["download"]:
+        try:
+            resolve_root(dataset["name"], dataset["root"])
+        except DatasetNotFoundError as err:
+            raise ConfigError(f"dataset.root: {err}") from None
+    experiment = Experiment(config)
+    seen: dict[str, Any] = {}
+    for cell in experiment.cells():
+        if cell.path in seen:
+            raise ConfigError(f"grid: two settings give the same cell {cell.path} (e.g. kd_weights lists 'default' "
+                              "and the number it resolves to)")
+        seen[cell.path] = cell
+        try:
+            RunSpec.from_dict(experiment.cell_spec(cell)).validate()
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"methods.{cell.method} (cell {cell.path}): {err}") from None
+    experiment.baselines()  # raises on inconsistent student settings

@@ -1,0 +1,193 @@
+"""Expanding a validated config into cells, run specs and result paths (the only place paths are built)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from lskd.losses import method_hparams
+
+LEARNED = "learned"
+
+
+def fmt_num(x: float) -> str:
+    """Compact, stable text for a number in a path: ``2.0 → "2"``, ``0.5 → "0.5"``, ``1e-5 → "1e-05"``."""
+    return f"{float(x):g}"
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One distillation run: (pair, method, transform, temperature, kd_weight, seed).
+
+    ``temperature`` is ``None`` for methods that learn it (CTKD).
+    """
+
+    teacher: str
+    student: str
+    method: str
+    transform: str
+    temperature: float | None
+    kd_weight: float
+    seed: int
+
+    @property
+    def pair(self) -> str:
+        return f"{self.teacher}__{self.student}"
+
+    @property
+    def temperature_label(self) -> str:
+        return LEARNED if self.temperature is None else fmt_num(self.temperature)
+
+    @property
+    def path(self) -> str:
+        """Run folder relative to the results folder."""
+        return (f"runs/{self.pair}/{self.method}/{self.transform}/"
+                f"T{self.temperature_label}_w{fmt_num(self.kd_weight)}/seed{self.seed}")
+
+
+def _merge(*dicts: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in dicts:
+        out.update(d or {})
+    return out
+
+
+class Experiment:
+    """A validated config seen as cells, teacher runs and baseline runs, with their specs and paths."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.results = config.get("results", "results")
+
+    # ------------------------------------------------------------------ paths
+    def run_dir(self, relative: str) -> str:
+        return f"{self.results}/{relative}"
+
+    @staticmethod
+    def teacher_path(teacher: str) -> str:
+        return f"runs/teachers/{teacher}"
+
+    @staticmethod
+    def baseline_path(student: str, seed: int) -> str:
+        return f"runs/baselines/{student}/seed{seed}"
+
+    # ------------------------------------------------------------------ expansion
+    def method_settings(self, method: str) -> dict[str, Any]:
+        return self.config.get("methods", {}).get(method) or {}
+
+    def hparams(self, pair: dict[str, Any], method: str, transform: str) -> dict[str, Any]:
+        """Method hyper-parameters: method defaults < methods.<m>.hparams < per-transform < per-pair."""
+        settings = self.method_settings(method)
+        merged = _merge(settings.get("hparams", {}), settings.get("transforms", {}).get(transform, {}),
+                        pair.get("methods", {}).get(method, {}))
+        if transform != "none":
+            merged["transform"] = transform
+        return merged
+
+    def cells(self) -> list[Cell]:
+        grid = self.config["grid"]
+        out = []
+        for pair in self.config["pairs"]:
+            for method in grid["methods"]:
+                learned = self.method_settings(method).get("learned_temperature", False)
+                temperatures = [None] if learned else [float(t) for t in grid["temperatures"]]
+                for transform in grid["transforms"]:
+                    hp = self.hparams(pair, method, transform)
+                    default_weight = float(hp.get("kd_weight", method_hparams(method)["kd_weight"]))
+                    for weight in grid.get("kd_weights", ["default"]):
+                        kd_weight = default_weight if weight == "default" else float(weight)
+                        for temperature in temperatures:
+                            for seed in grid["seeds"]:
+                                out.append(Cell(pair["teacher"], pair["student"], method, transform, temperature,
+                                                kd_weight, int(seed)))
+        return out
+
+    @cached_property
+    def cells_by_path(self) -> dict[str, Cell]:
+        return {c.path: c for c in self.cells()}
+
+    def pair_config(self, teacher: str, student: str) -> dict[str, Any]:
+        for pair in self.config["pairs"]:
+            if (pair["teacher"], pair["student"]) == (teacher, student):
+                return pair
+        raise KeyError(f"no pair {teacher}__{student} in the config")
+
+    def baselines(self) -> list[tuple[str, int]]:
+        """``(student, seed)`` of every CE baseline; pairs sharing a student must agree on its optimiser."""
+        if not self.config["grid"].get("baselines", True):
+            return []
+        optims: dict[str, dict[str, Any]] = {}
+        for pair in self.config["pairs"]:
+            optim = self.student_optim(pair)
+            if optims.setdefault(pair["student"], optim) != optim:
+                from lskd.workflow.config import ConfigError
+
+                raise ConfigError(f"pairs: student {pair['student']!r} appears with different optim settings; "
+                                  "its CE baseline would be ambiguous")
+        return [(s, int(seed)) for s in optims for seed in self.config["grid"]["seeds"]]
+
+    # ------------------------------------------------------------------ run specs
+    def _common(self) -> dict[str, Any]:
+        ex = self.config.get("execution", {})
+        return {k: ex[k] for k in ("device", "threads", "amp", "channels_last") if k in ex}
+
+    def _data(self, train_subset: Any) -> dict[str, Any]:
+        d = self.config["dataset"]
+        return {"name": d["name"], "root": d.get("root"), "train_subset": train_subset,
+                "test_subset": d.get("test_subset"), "download": d.get("download", False),
+                "num_workers": d.get("num_workers", 0)}
+
+    def student_optim(self, pair: dict[str, Any]) -> dict[str, Any]:
+        return _merge(self.config.get("student_optim", {}), pair.get("optim", {}))
+
+    def teacher_spec(self, teacher: str) -> dict[str, Any]:
+        t = self.config["teachers"][teacher]
+        return {
+            "model": t["model"], "method": "ce", "seed": t.get("seed", 0), "cell": f"teacher {teacher}",
+            "data": self._data(t.get("train_subset")), "optim": t.get("optim", {}),
+            "labels": {"role": "teacher", "dataset": self.config["dataset"]["name"], "teacher": teacher,
+                       "model": t["model"], "seed": t.get("seed", 0)},
+            **self._common(),
+        }
+
+    def baseline_spec(self, student: str, seed: int) -> dict[str, Any]:
+        pair = next(p for p in self.config["pairs"] if p["student"] == student)
+        return {
+            "model": student, "method": "ce", "seed": seed, "cell": f"baseline {student} seed {seed}",
+            "data": self._data(self.config["dataset"].get("train_subset")), "optim": self.student_optim(pair),
+            "labels": {"role": "baseline", "dataset": self.config["dataset"]["name"], "student": student,
+                       "model": student, "method": "ce", "seed": seed},
+            **self._common(),
+        }
+
+    def cell_spec(self, cell: Cell) -> dict[str, Any]:
+        pair = self.pair_config(cell.teacher, cell.student)
+        hp = self.hparams(pair, cell.method, cell.transform)
+        hp["kd_weight"] = cell.kd_weight
+        if cell.temperature is not None:
+            hp["temperature"] = cell.temperature
+        return {
+            "model": cell.student, "method": cell.method, "hparams": hp, "seed": cell.seed,
+            "teacher_dir": self.run_dir(self.teacher_path(cell.teacher)), "cell": cell.path.removeprefix("runs/"),
+            "data": self._data(self.config["dataset"].get("train_subset")), "optim": self.student_optim(pair),
+            "labels": {"role": "distill", "dataset": self.config["dataset"]["name"], "teacher": cell.teacher,
+                       "student": cell.student, "model": cell.student, "method": cell.method,
+                       "transform": cell.transform, "temperature": cell.temperature, "kd_weight": cell.kd_weight,
+                       "seed": cell.seed},
+            **self._common(),
+        }
+
+    # ------------------------------------------------------------------ targets
+    def all_run_dirs(self) -> list[str]:
+        teachers = [self.teacher_path(t) for t in self.config["teachers"]]
+        baselines = [self.baseline_path(s, seed) for s, seed in self.baselines()]
+        return [self.run_dir(p) for p in teachers + baselines + [c.path for c in self.cells()]]
+
+
+def spec_arg(spec: dict[str, Any]) -> str:
+    """A run spec as one shell-quoted JSON argument for ``lskd ... --spec-json``."""
+    import shlex
+
+    return shlex.quote(json.dumps(spec, sort_keys=True))

@@ -1,0 +1,101 @@
+"""Workflow config: schema validation with actionable messages, grid expansion and run specs."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lskd.engine import RunSpec
+from lskd.workflow import ConfigError, Experiment, fmt_num, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+
+
+def raw(name: str = "smoke") -> dict:
+    return yaml.safe_load((ROOT / f"configs/{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["default", "smoke"])
+def test_shipped_configs_validate_and_fill_defaults(name):
+    config = validate_config(raw(name), SCHEMA, check_data=False)
+    assert config["execution"]["amp"] == "none"
+    assert config["resources"]["distill"]["mem_mb"] > 0
+    assert config["grid"]["kd_weights"] == ["default"]
+
+
+def test_default_grid_is_the_embedded_demo():
+    exp = Experiment(validate_config(raw("default"), SCHEMA, check_data=False))
+    cells = exp.cells()
+    # kd, dkd, mlkd: 2 transforms x 3 temperatures x 2 seeds; ctkd learns its temperature: 2 x 2
+    assert len(cells) == 3 * 2 * 3 * 2 + 2 * 2
+    assert {c.method for c in cells} == {"kd", "dkd", "ctkd", "mlkd"}
+    assert {c.transform for c in cells} == {"none", "zscore"}
+    assert {c.temperature for c in cells if c.method == "ctkd"} == {None}
+    assert len({c.path for c in cells}) == len(cells)
+    assert exp.baselines() == [("cnn_w8d3", 0), ("cnn_w8d3", 1)]
+
+
+def test_cell_specs_resolve_per_transform_weights_and_validate():
+    exp = Experiment(validate_config(raw("default"), SCHEMA, check_data=False))
+    by = {(c.method, c.transform, c.temperature, c.seed): c for c in exp.cells()}
+    kd_ls = exp.cell_spec(by[("kd", "zscore", 2.0, 0)])
+    assert kd_ls["hparams"] == {"ce_weight": 0.1, "kd_weight": 9.0, "transform": "zscore", "temperature": 2.0}
+    assert kd_ls["teacher_dir"] == "results/runs/teachers/cnn_w24d4"
+    assert kd_ls["labels"]["role"] == "distill" and kd_ls["data"]["train_subset"] == 20000
+    kd_raw = exp.cell_spec(by[("kd", "none", 4.0, 1)])
+    assert kd_raw["hparams"]["kd_weight"] == 0.9 and "transform" not in kd_raw["hparams"]
+    assert by[("kd", "zscore", 2.0, 0)].path == "runs/cnn_w24d4__cnn_w8d3/kd/zscore/T2_w9/seed0"
+    ctkd = exp.cell_spec(by[("ctkd", "zscore", None, 0)])
+    assert "temperature" not in ctkd["hparams"] and ctkd["hparams"]["curriculum_epochs"] == 2
+    for cell in exp.cells():
+        RunSpec.from_dict(exp.cell_spec(cell))
+    teacher = RunSpec.from_dict(exp.teacher_spec("cnn_w24d4"))
+    assert teacher.data.train_subset is None and teacher.method == "ce"
+
+
+def test_fmt_num():
+    assert [fmt_num(x) for x in (2, 2.0, 0.5, 9, 1e-5)] == ["2", "2", "0.5", "9", "1e-05"]
+
+
+def _mutate(change):
+    config = raw()
+    change(config)
+    return config
+
+
+BAD = [
+    (lambda c: c["grid"]["methods"].append("kdd"), r"grid\.methods\[4\]: 'kdd' is not allowed \(did you mean 'kd'\?\); allowed: kd, dkd, ctkd, mlkd"),
+    (lambda c: c["grid"].__setitem__("temperatures", [-1]), r"grid\.temperatures\[0\]: -1 is less than or equal to the minimum of 0"),
+    (lambda c: c["pairs"][0].__setitem__("student", "resnet8x5"), r"pairs\[0\]\.student: unknown model 'resnet8x5' \(did you mean 'resnet8x4'"),
+    (lambda c: c["pairs"][0].__setitem__("teacher", "big"), r"pairs\[0\]\.teacher: unknown teacher 'big'; defined teachers: cnn_w24d4"),
+    (lambda c: c["dataset"].__setitem__("root", "/nonexistent/fmnist"), r"(?s)dataset\.root: Fashion-MNIST not found.*apt-get install dataset-fashion-mnist"),
+    (lambda c: c["grid"].__setitem__("tempratures", [2]), r"grid: unknown key 'tempratures' \(did you mean 'temperatures'\?\)"),
+    (lambda c: c["grid"].__setitem__("seeds", []), r"grid\.seeds: \[\] should be non-empty"),
+    (lambda c: c["grid"].__setitem__("transforms", ["zscore", "minmax"]), r"'minmax' is not allowed; allowed: none, center, scale, zscore"),
+    (lambda c: c["methods"]["kd"]["hparams"].__setitem__("temprature", 3), r"methods\.kd .*does not take temprature"),
+    (lambda c: c["grid"].__setitem__("kd_weights", ["default", 0.9]), r"two settings give the same cell"),
+    (lambda c: c["dataset"].__setitem__("name", "mnist"), r"dataset\.name: 'mnist' is not allowed.*allowed: fashion_mnist, digits, cifar100, imagenet"),
+    (lambda c: c["teachers"]["cnn_w24d4"].__setitem__("source", "pretrained"), r"teachers\.cnn_w24d4: source pretrained needs"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD)
+def test_bad_configs_name_the_key_and_allowed_values(change, message, monkeypatch):
+    monkeypatch.delenv("LSKD_DATA", raising=False)
+    config = _mutate(change)
+    needs_data = "apt-get" in message
+    if needs_data and not Path("/usr/share/datasets/fashion-mnist").exists():
+        pytest.skip("needs the dataset-fashion-mnist package")
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config, SCHEMA, check_data=needs_data)
+
+
+def test_malformed_yaml_is_reported(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, SCHEMA)

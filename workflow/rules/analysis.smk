@@ -1,0 +1,1 @@
+# placeholder while the analysis stage is written

@@ -1,0 +1,57 @@
+# The ONE place that turns the config into cells, paths and job settings. All logic lives in lskd.workflow.
+import os
+import re
+
+from lskd.losses import available_methods
+from lskd.losses.transforms import TRANSFORMS
+from lskd.workflow import Experiment, validate_config
+from lskd.workflow.grid import spec_arg
+
+
+validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+EXP = Experiment(config)
+R = EXP.results
+REPORT_DIR = config["report"]
+EXECUTION = config["execution"]
+RESOURCES = config["resources"]
+GPU = 0 if EXECUTION["device"] == "cpu" else 1
+
+
+def _alternatives(names):
+    """A wildcard regex matching exactly these names (and nothing when there are none)."""
+    return "|".join(sorted(map(re.escape, names))) or "(?!x)x"
+
+
+TRAINED_TEACHERS = [t for t, c in config["teachers"].items() if c["source"] == "train"]
+PRETRAINED_TEACHERS = [t for t, c in config["teachers"].items() if c["source"] == "pretrained"]
+
+
+wildcard_constraints:
+    teacher=_alternatives(config["teachers"]),
+    pair=r"[^/]+__[^/]+",
+    method=_alternatives(m for m in available_methods() if m != "ce"),
+    transform=_alternatives(TRANSFORMS),
+    temperature=r"[0-9.e+-]+|learned",
+    kd_weight=r"[0-9.e+-]+",
+    seed=r"\d+",
+    student=r"[^/]+",
+
+
+RUN_DIRS = EXP.all_run_dirs()
+DATA_MANIFEST = f"{R}/data/{config['dataset']['name']}.json"
+TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "paper_comparison"]
+TABLES = [f"{R}/tables/{name}.csv" for name in TABLE_NAMES]
+REPORT = [f"{REPORT_DIR}/report.md", f"{REPORT_DIR}/report.html"]
+
+
+def teacher_dir_of_pair(wildcards):
+    teacher = wildcards.pair.split("__", 1)[0]
+    return f"{R}/{EXP.teacher_path(teacher)}"
+
+
+def cell_of(wildcards):
+    path = (f"runs/{wildcards.pair}/{wildcards.method}/{wildcards.transform}/"
+            f"T{wildcards.temperature}_w{wildcards.kd_weight}/seed{wildcards.seed}")
+    if path not in EXP.cells_by_path:
+        raise ValueError(f"{path} is not a cell of this config")
+    return EXP.cells_by_path[path]

@@ -1,0 +1,39 @@
+rule train_baseline:
+    input:
+        data=DATA_MANIFEST,
+    output:
+        metrics=f"{R}/runs/baselines/{{student}}/seed{{seed}}/metrics.json",
+        logits=f"{R}/runs/baselines/{{student}}/seed{{seed}}/test_logits.safetensors",
+    log:
+        "logs/baselines/{student}/seed{seed}.log",
+    params:
+        spec=lambda w: spec_arg(EXP.baseline_spec(w.student, int(w.seed))),
+        out=lambda w, output: os.path.dirname(output.metrics),
+    threads: EXECUTION["threads"]
+    resources:
+        mem_mb=RESOURCES["distill"]["mem_mb"],
+        runtime=RESOURCES["distill"]["runtime"],
+        gpu=GPU,
+    shell:
+        "lskd distill --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"
+
+
+rule distill:
+    input:
+        teacher=lambda w: f"{teacher_dir_of_pair(w)}/metrics.json",
+        teacher_model=lambda w: f"{teacher_dir_of_pair(w)}/model.safetensors",
+    output:
+        metrics=f"{R}/runs/{{pair}}/{{method}}/{{transform}}/T{{temperature}}_w{{kd_weight}}/seed{{seed}}/metrics.json",
+        logits=f"{R}/runs/{{pair}}/{{method}}/{{transform}}/T{{temperature}}_w{{kd_weight}}/seed{{seed}}/test_logits.safetensors",
+    log:
+        "logs/runs/{pair}/{method}/{transform}/T{temperature}_w{kd_weight}/seed{seed}.log",
+    params:
+        spec=lambda w: spec_arg(EXP.cell_spec(cell_of(w))),
+        out=lambda w, output: os.path.dirname(output.metrics),
+    threads: EXECUTION["threads"]
+    resources:
+        mem_mb=RESOURCES["distill"]["mem_mb"],
+        runtime=RESOURCES["distill"]["runtime"],
+        gpu=GPU,
+    shell:
+        "lskd distill --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,1 @@
+# placeholder while the report stage is written
