@@ -200,10 +200,9 @@ def test_collect_runs_infers_roles_and_fields(run_tree):
     assert math.isnan(ctkd["temperature"]) and ctkd["effective_temperature"] == 7.5
     t = runs[runs["role"] == "teacher"].iloc[0]
     assert t["teacher"] == "resnet32x4" and pd.isna(t["student"])
-    # without the distilled runs nothing names the teacher: a CE run is then a baseline ...
+    # without the distilled runs nothing names the teacher: a CE run without labels is then a baseline
     assert set(collect_runs([run_tree["teacher"]])["role"]) == {"baseline"}
-    # ... unless the labels say so
-    pd.testing.assert_frame_equal(collect_runs(dirs), runs)
+    pd.testing.assert_frame_equal(collect_runs(dirs[::-1]), runs)  # order of the input does not matter
 
 
 def test_labels_take_precedence(tmp_path):
@@ -214,6 +213,26 @@ def test_labels_take_precedence(tmp_path):
                           "method": "ce", "transform": None, "temperature": None, "kd_weight": None, "seed": 7})
     row = collect_runs([d]).iloc[0]
     assert row["role"] == "teacher" and row["seed"] == 7
+
+
+def test_workflow_labels_alias_teacher_and_relative_teacher_dir(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    v, y = rng.normal(size=(8, 5)), rng.integers(0, 5, size=8)
+    root = tmp_path / "results" / "runs"
+    teacher = _make_run(root, "teachers/r32x4", model="resnet32x4", method="ce", logits=v, targets=y,
+                        labels={"role": "teacher", "dataset": "cifar100", "teacher": "r32x4", "seed": 0})
+    labels = {"role": "distill", "dataset": "cifar100", "teacher": "r32x4", "student": "resnet8x4", "method": "kd",
+              "transform": "zscore", "temperature": 2.0, "kd_weight": 9.0, "seed": 0}
+    kd = _make_run(root, "kd/seed0", model="resnet8x4", method="kd", logits=v, targets=y, labels=labels,
+                   teacher_dir=Path("results/runs/teachers/r32x4"), last=76.0, best=76.62,
+                   hparams={"temperature": 2.0, "transform": "zscore", "kd_weight": 9.0})
+    monkeypatch.chdir(tmp_path / "results")  # the relative teacher_dir is found from the run's parents
+    runs = collect_runs([kd, teacher])
+    assert list(runs["teacher"]) == ["r32x4", "r32x4"] and list(runs["teacher_model"]) == ["resnet32x4"] * 2
+    assert runs["teacher_dir"].iloc[1] == str(teacher.resolve())
+    cmp_ = paper_comparison(runs)
+    assert cmp_["paper_top1"].tolist() == [76.62] and cmp_["diff_best_minus_paper"].iloc[0] == pytest.approx(0.0)
+    assert headline_table(runs)["teacher_top1_mean"].iloc[0] == 70.0
 
 
 def test_nan_metrics_raise(tmp_path):

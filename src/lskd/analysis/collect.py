@@ -13,6 +13,9 @@ role               ``labels.role``; else inferred: method ``ce`` → ``teacher``
 dataset            ``labels.dataset`` | ``spec.data.name``
 teacher, student   ``labels`` | teacher role: ``teacher = model``, ``student`` empty; otherwise
                    ``student = model`` and ``teacher`` = the model in ``teacher_dir/spec.json``
+                   (the workflow's ``labels.teacher`` is the config's teacher key, which may be an alias)
+teacher_model      the architecture of the teacher: the teacher run's ``spec.model`` (teacher role: ``model``),
+                   else ``teacher``; used to match the paper's rows
 method             ``labels.method`` | ``spec.method``
 transform          ``labels.transform`` | ``resolved.hparams.transform`` (empty for CE runs)
 temperature        ``labels.temperature`` | ``resolved.hparams.temperature``; empty for CTKD (learned) and CE
@@ -40,8 +43,8 @@ from lskd.engine.io import read_json
 ROLES: tuple[str, ...] = ("teacher", "baseline", "distill")
 
 RUN_COLUMNS: tuple[str, ...] = (
-    "run_dir", "role", "dataset", "teacher", "student", "model", "method", "transform", "temperature",
-    "kd_weight", "ce_weight", "effective_temperature", "seed", "last_top1", "last_top5", "last_nll", "last_ece",
+    "run_dir", "role", "dataset", "teacher", "teacher_model", "student", "model", "method", "transform",
+    "temperature", "kd_weight", "ce_weight", "effective_temperature", "seed", "last_top1", "last_top5", "last_nll", "last_ece",
     "best_top1", "best_top5", "best_epoch", "epochs", "wall_seconds", "num_params", "num_test", "teacher_dir",
     "cell", "git_commit",
 )
@@ -54,14 +57,19 @@ _METRIC_KEYS = ("epoch", "top1", "top5", "nll", "ece")
 
 
 def resolve_teacher_dir(run_dir: str | os.PathLike, teacher_dir: str | None) -> Path | None:
-    """The teacher folder of a run: absolute as given, else relative to the working directory, else to the run."""
+    """The teacher folder of a run: absolute as given; a relative one (the workflow writes paths relative to
+    its working directory) is looked up from the working directory, then from the run folder and each of its
+    parents; if none exists, the path relative to the working directory is returned."""
     if not teacher_dir:
         return None
     p = Path(teacher_dir)
     if p.is_absolute() or p.exists():
         return p.resolve()
-    alt = Path(run_dir) / p
-    return alt.resolve() if alt.exists() else p.resolve()
+    run = Path(run_dir).resolve()
+    for base in (run, *run.parents):
+        if (base / p).exists():
+            return (base / p).resolve()
+    return p.resolve()
 
 
 def last_history_value(run_dir: str | os.PathLike, column: str) -> float | None:
@@ -124,7 +132,9 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
     if role not in ROLES:
         raise ValueError(f"{run_dir}: unknown role {role!r}; allowed: {', '.join(ROLES)}")
     model = spec["model"]
-    teacher = _label(labels, "teacher", model if role == "teacher" else _spec_teacher_model(teacher_dir))
+    teacher_model = model if role == "teacher" else _spec_teacher_model(teacher_dir)
+    teacher = _label(labels, "teacher", teacher_model)
+    teacher_model = teacher_model or teacher
     student = _label(labels, "student", None if role == "teacher" else model)
 
     temperature = hparams.get("temperature") if spec["method"] not in ("ctkd", "ce") else None
@@ -145,6 +155,7 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
         "role": role,
         "dataset": _label(labels, "dataset", spec["data"]["name"]),
         "teacher": teacher,
+        "teacher_model": teacher_model,
         "student": student,
         "model": model,
         "method": method,

@@ -310,11 +310,16 @@ def read_run_stats(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def run_summary(run_dir: str | os.PathLike, stats_path: str | os.PathLike | None = None) -> dict[str, Any]:
+def run_summary(
+    run_dir: str | os.PathLike,
+    stats_path: str | os.PathLike | None = None,
+    record: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """:func:`read_run`'s row merged with :func:`summarize_stats` of the run's per-sample table.
 
-    ``stats_path``: a file from :func:`write_run_stats` to read instead of recomputing. The result is one row for
-    :func:`lskd.analysis.tables.logit_summary_table`.
+    ``stats_path``: a file from :func:`write_run_stats` to read instead of recomputing. ``record``: the run's row
+    from :func:`lskd.analysis.collect_runs` (carries roles inferred across runs), else :func:`read_run` is called.
+    The result is one row for :func:`lskd.analysis.tables.logit_summary_table`.
     """
     df = read_run_stats(stats_path) if stats_path is not None else run_logit_stats(run_dir)
-    return {**read_run(run_dir), **summarize_stats(df)}
+    return {**(dict(record) if record is not None else read_run(run_dir)), **summarize_stats(df)}

@@ -31,6 +31,17 @@ SELECTION_NOTE = ("(temperature, kd_weight) with the highest mean last-epoch top
                   "selected on the test set (as in the paper)")
 OURS_SOURCE = "this run"
 
+_SUMMARY = lambda p: [f"{p}_mean", f"{p}_std", f"{p}_n", p]  # noqa: E731
+#: Column order of :func:`headline_table` (stable even when no row has a difference or a reference run).
+HEADLINE_COLUMNS: list[str] = [
+    *GROUP, "transform", "temperature", "kd_weight", "n_settings", "selection",
+    "n", "last_top1_mean", "last_top1_std", "last_top1", "best_top1_mean", "best_top1_std", "best_top1",
+    "effective_temperature_mean",
+    "diff_vs", "diff_n", "diff_degenerate", "diff_last_mean", "diff_last_lo", "diff_last_hi", "diff_last",
+    "diff_best_mean", "diff_best_lo", "diff_best_hi", "diff_best",
+    *_SUMMARY("teacher_top1"), *_SUMMARY("baseline_last_top1"), *_SUMMARY("baseline_best_top1"),
+]
+
 #: Display name -> key of :func:`lskd.analysis.logit_stats.summarize_stats` (or of the run row).
 LOGIT_METRICS: dict[str, str] = {
     "accuracy": "accuracy",
@@ -175,7 +186,7 @@ def headline_table(runs: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0) -
                 row.update(_paired(sub, by_t[REFERENCE_TRANSFORM], n_boot, seed))
             row.update(refs)
             rows.append(row)
-    return _sorted(pd.DataFrame(rows), [*GROUP, "transform"])
+    return _sorted(pd.DataFrame(rows, columns=HEADLINE_COLUMNS), [*GROUP, "transform"])
 
 
 def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -205,7 +216,9 @@ def grid_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["effective_temperature_mean"] = float(sub["effective_temperature"].mean())
         row["selected"] = bool(sub["run_dir"].isin(chosen).all())
         rows.append(row)
-    return _sorted(pd.DataFrame(rows), CELL)
+    cols = [*CELL, "n", "last_top1_mean", "last_top1_std", "last_top1", "best_top1_mean", "best_top1_std",
+            "best_top1", "effective_temperature_mean", "selected"]
+    return _sorted(pd.DataFrame(rows, columns=cols), CELL)
 
 
 def logit_summary_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, *, level: str = "run") -> pd.DataFrame:
@@ -241,6 +254,13 @@ def logit_summary_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, *, lev
     return _sorted(pd.DataFrame(out), CELL)
 
 
+def _teacher_model(runs: pd.DataFrame) -> pd.Series:
+    """The teacher's architecture (``teacher_model`` from :func:`collect_runs`), else the ``teacher`` label."""
+    if "teacher_model" not in runs:
+        return runs["teacher"]
+    return runs["teacher_model"].where(runs["teacher_model"].notna(), runs["teacher"])
+
+
 def paper_context_table() -> pd.DataFrame:
     """The paper's Tables 1–3 and 5 as published, every row labelled in ``source`` (context, not our numbers)."""
     df = paper_main_rows()
@@ -248,7 +268,8 @@ def paper_context_table() -> pd.DataFrame:
 
 
 def paper_comparison(runs: pd.DataFrame) -> pd.DataFrame:
-    """Our selected settings next to the paper's matching rows (paper names via :func:`to_paper_model`).
+    """Our selected settings next to the paper's matching rows (paper names via :func:`to_paper_model` of the
+    teacher's architecture ``teacher_model`` and of the student).
 
     Ours is reported at the best epoch (``ours_best_top1_*``, to match the paper's protocol, selected on the test
     set) and the last epoch (``ours_last_top1_*``); ``diff_best_minus_paper`` / ``diff_last_minus_paper`` are ours
@@ -260,6 +281,7 @@ def paper_comparison(runs: pd.DataFrame) -> pd.DataFrame:
     ours = []
     for key, sub in sel.groupby([*GROUP, "transform"], dropna=False, sort=False):
         row: dict[str, Any] = _key_dict([*GROUP, "transform"], key)
+        row["teacher_model"] = _teacher_model(sub).iloc[0]
         row.update(temperature=sub["temperature"].iloc[0], kd_weight=sub["kd_weight"].iloc[0])
         row.update({f"ours_{k}": v for k, v in _summary(sub["best_top1"], "best_top1").items()})
         row.update({f"ours_{k}": v for k, v in _summary(sub["last_top1"], "last_top1").items()})
@@ -268,7 +290,7 @@ def paper_comparison(runs: pd.DataFrame) -> pd.DataFrame:
                                                                      "teacher_top1", "student_top1", "source")})
     if ours:
         o = pd.DataFrame(ours)
-        o["paper_teacher"] = o["teacher"].map(to_paper_model)
+        o["paper_teacher"] = o["teacher_model"].map(to_paper_model)
         o["paper_student"] = o["student"].map(to_paper_model)
         on = ["dataset", "paper_teacher", "paper_student", "method", "transform"]
         merged = o.merge(paper, on=on, how="inner")
@@ -297,7 +319,7 @@ def paper_ablation_comparison(runs: pd.DataFrame) -> pd.DataFrame:
     with ``paper_source``, and their differences. Empty when nothing matches.
     """
     kd = _distill(runs)
-    kd = kd[kd["method"] == "kd"].assign(paper_teacher=lambda d: d["teacher"].map(to_paper_model),
+    kd = kd[kd["method"] == "kd"].assign(paper_teacher=lambda d: _teacher_model(d).map(to_paper_model),
                                          paper_student=lambda d: d["student"].map(to_paper_model))
     paper = paper_ablation().rename(columns={"teacher": "paper_teacher", "student": "paper_student",
                                              "top1": "paper_top1", "source": "paper_source"})
@@ -323,6 +345,6 @@ def paper_ablation_comparison(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "CELL", "GROUP", "LOGIT_METRICS", "SELECTION_NOTE", "grid_table", "headline_table",
+    "CELL", "GROUP", "HEADLINE_COLUMNS", "LOGIT_METRICS", "SELECTION_NOTE", "grid_table", "headline_table",
     "logit_summary_table", "paper_ablation_comparison", "paper_comparison", "paper_context_table", "selected_runs",
 ]
