@@ -7,7 +7,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "configs/default.yaml"
+# The embedded default, unless the user names a config: --configfile REPLACES it rather than being merged
+# into it, so a config never inherits teachers or cells from another one.
+if not workflow.overwrite_configfiles:
+
+    configfile: "configs/default.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -20,5 +24,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        [f"{d}/metrics.json" for d in RUN_DIRS],
+        TABLES,
+        REPORT,
     default_target: True

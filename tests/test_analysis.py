@@ -129,7 +129,7 @@ def test_summarize_stats_and_storage_roundtrip(tmp_path):
     z, v, y = _logits(n=30)
     df = per_sample_stats(z, y, 4.0, v)
     s = summarize_stats(df)
-    assert s["n"] == 30 and s["temperature"] == 4.0
+    assert s["n"] == 30 and s["stats_temperature"] == 4.0
     assert s["accuracy"] == pytest.approx(100 * np.mean(z.argmax(1) == y))
     assert s["std_mean"] == pytest.approx(df["std"].astype(float).mean())
     assert s["kendall_median"] == pytest.approx(df["kendall"].astype(float).median())

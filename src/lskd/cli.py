@@ -101,7 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="dataset folder (default: the standard locations)")
     p.add_argument("--download", action="store_true", help="download when missing (checksum-verified)")
     p.add_argument("--out", type=Path, help="write the manifest (JSON) here")
+    p = sub.add_parser("check-config", help="validate a workflow config completely (schema, models, hyper-parameters, data)")
+    p.add_argument("config", type=Path, help="YAML config, e.g. configs/default.yaml")
+    p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"),
+                   help="the workflow's config schema (default: workflow/schemas/config.schema.yaml)")
     sub.add_parser("list", help="list registered datasets, models and methods")
+    from lskd.cli_analysis import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -214,6 +221,19 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from lskd.workflow import ConfigError, Experiment, load_config
+
+    try:
+        config = load_config(args.config, args.schema)
+    except ConfigError as err:
+        raise SystemExit(f"lskd check-config: {err}") from None
+    exp = Experiment(config)
+    print(f"{args.config}: valid; {len(config['teachers'])} teacher(s), {len(exp.baselines())} CE baseline(s), "
+          f"{len(exp.cells())} distillation cell(s)")
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -226,7 +246,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model, record = load_run_model(args.run, device)
         data = record["spec"]["data"]
         dataset, root = args.dataset or data["name"], args.data_root or data["root"]
-        subset, seed = args.test_subset or data["test_subset"], record["spec"]["seed"]
+        subset, seed = args.test_subset or data["test_subset"], data.get("subset_seed", 0)
     elif args.model and args.checkpoint and args.dataset:
         info = get_spec(args.dataset)
         model = create_model(args.model, info.num_classes, info.in_chans)
@@ -278,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_fetch_teacher(args)
     if args.command == "check-data":
         return _cmd_check_data(args)
+    if args.command == "check-config":
+        return _cmd_check_config(args)
+    from lskd.cli_analysis import COMMANDS
+
+    if args.command in COMMANDS:
+        return COMMANDS[args.command](args)
     return _cmd_list()
 
 

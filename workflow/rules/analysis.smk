@@ -1,1 +1,31 @@
-# placeholder while the analysis stage is written
+rule collect:
+    input:
+        metrics=[f"{d}/metrics.json" for d in RUN_DIRS],
+    output:
+        runs=f"{R}/tables/runs.csv",
+    log:
+        "logs/collect.log",
+    params:
+        runs=RUN_DIRS,
+    resources:
+        mem_mb=RESOURCES["analysis"]["mem_mb"],
+        runtime=RESOURCES["analysis"]["runtime"],
+    shell:
+        "lskd collect {params.runs} --out {output.runs} > {log} 2>&1"
+
+
+# `lskd tables` also writes each run's per-sample logit statistics (RUN/logit_stats.safetensors), recomputing
+# only those older than their logits.
+rule tables:
+    input:
+        runs=rules.collect.output.runs,
+        logits=[f"{d}/test_logits.safetensors" for d in RUN_DIRS],
+    output:
+        **{name: f"{R}/tables/{name}.csv" for name in TABLE_NAMES if name != "runs"},
+    log:
+        "logs/tables.log",
+    resources:
+        mem_mb=RESOURCES["analysis"]["mem_mb"],
+        runtime=RESOURCES["analysis"]["runtime"],
+    shell:
+        "lskd tables --runs-csv {input.runs} --out-dir {R}/tables > {log} 2>&1"

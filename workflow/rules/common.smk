@@ -2,13 +2,18 @@
 import os
 import re
 
-from lskd.losses import available_methods
-from lskd.losses.transforms import TRANSFORMS
-from lskd.workflow import Experiment, validate_config
+from lskd.workflow import Experiment, check_runtime, validate_config
 from lskd.workflow.grid import spec_arg
 
+# The schema and the structural checks run while parsing and need no torch, so `snakemake -n` stays fast;
+# models, method hyper-parameters and the data are checked in `onstart`, before the first job
+# (`lskd check-config CONFIG` runs every check without Snakemake).
+validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"), runtime=False)
 
-validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+
+onstart:
+    check_runtime(config)
+
 EXP = Experiment(config)
 R = EXP.results
 REPORT_DIR = config["report"]
@@ -29,8 +34,8 @@ PRETRAINED_TEACHERS = [t for t, c in config["teachers"].items() if c["source"] =
 wildcard_constraints:
     teacher=_alternatives(config["teachers"]),
     pair=r"[^/]+__[^/]+",
-    method=_alternatives(m for m in available_methods() if m != "ce"),
-    transform=_alternatives(TRANSFORMS),
+    method=_alternatives(config["grid"]["methods"]),
+    transform=_alternatives(config["grid"]["transforms"]),
     temperature=r"[0-9.e+-]+|learned",
     kd_weight=r"[0-9.e+-]+",
     seed=r"\d+",
@@ -39,7 +44,7 @@ wildcard_constraints:
 
 RUN_DIRS = EXP.all_run_dirs()
 DATA_MANIFEST = f"{R}/data/{config['dataset']['name']}.json"
-TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "paper_comparison"]
+TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "logit_runs", "paper_comparison"]
 TABLES = [f"{R}/tables/{name}.csv" for name in TABLE_NAMES]
 REPORT = [f"{REPORT_DIR}/report.md", f"{REPORT_DIR}/report.html"]
 

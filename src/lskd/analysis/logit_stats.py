@@ -235,11 +235,12 @@ def summarize_stats(df: pd.DataFrame) -> dict[str, float]:
     (= 100 · mean(correct)), and when teacher columns exist ``teacher_accuracy``, ``top1_agree`` (%),
     ``shift_abs_mean`` (mean |shift|), ``shift_sd`` (spread of the shift across samples, ddof=1: the paper's
     point is that it varies per sample), ``std_ratio_sd`` and ``std_ratio_of_means`` (= std_mean /
-    teacher_std_mean). ``temperature`` is copied from ``df.attrs`` when present.
+    teacher_std_mean). ``stats_temperature`` is the temperature the table was computed at (``df.attrs``); it is
+    not called ``temperature`` so that it never overwrites a run's configured one (CTKD's is empty: learned).
     """
     out: dict[str, float] = {"n": float(len(df))}
     if "temperature" in df.attrs:
-        out["temperature"] = float(df.attrs["temperature"])
+        out["stats_temperature"] = float(df.attrs["temperature"])
     out["accuracy"] = 100.0 * float(df["correct"].mean())
     floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
     means, medians = df[floats].astype(np.float64).mean(), df[floats].astype(np.float64).median()

@@ -60,7 +60,7 @@ def import_pretrained(spec: RunSpec, pretrained: dict[str, Any], out_dir: str | 
     start = time.perf_counter()
     weights = fetch_weights(pretrained, out_dir)
     test_set = build_dataset(spec.data.name, "test", root=spec.data.root, views=("eval",),
-                             subset=spec.data.test_subset, seed=spec.seed, download=spec.data.download)
+                             subset=spec.data.test_subset, seed=spec.data.subset_seed, download=spec.data.download)
     info = test_set.spec
     model = create_model(spec.model, info.num_classes, info.in_chans)
     try:

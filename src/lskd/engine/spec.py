@@ -18,7 +18,9 @@ DEVICES = ("cpu", "cuda", "auto")
 
 @dataclass
 class DataSpec:
-    """Which data a run uses. ``train_subset``/``test_subset``: class-balanced subsets for quick runs."""
+    """Which data a run uses. ``train_subset``/``test_subset``: class-balanced subsets for quick runs, drawn with
+    ``subset_seed`` (not the run's seed), so every run of an experiment sees the same images and every model is
+    evaluated on the same test samples."""
 
     name: str
     root: str | None = None
@@ -26,6 +28,7 @@ class DataSpec:
     test_subset: int | None = None
     download: bool = False
     num_workers: int = 0
+    subset_seed: int = 0
 
 
 @dataclass

@@ -244,8 +244,8 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> 
     methods = [build_method(s.method, **s.hparams) for s in specs]  # validates before any data is loaded
     views = _views(methods)
     d = first.data
-    train_set = build_dataset(d.name, "train", root=d.root, views=views, subset=d.train_subset, seed=first.seed, download=d.download)
-    test_set = build_dataset(d.name, "test", root=d.root, views=("eval",), subset=d.test_subset, seed=first.seed, download=d.download)
+    train_set = build_dataset(d.name, "train", root=d.root, views=views, subset=d.train_subset, seed=d.subset_seed, download=d.download)
+    test_set = build_dataset(d.name, "test", root=d.root, views=("eval",), subset=d.test_subset, seed=d.subset_seed, download=d.download)
     info = train_set.spec  # for ImageNet stand-ins the classes come from the folder
     teacher = _load_teacher(first, device)
     students = []

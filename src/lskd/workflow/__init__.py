@@ -4,7 +4,7 @@
 tested with pytest.
 """
 
-from lskd.workflow.config import ConfigError, check_config, load_config, validate_config
+from lskd.workflow.config import ConfigError, check_config, check_runtime, check_structure, load_config, validate_config
 from lskd.workflow.grid import Cell, Experiment, fmt_num
 
-__all__ = ["Cell", "ConfigError", "Experiment", "check_config", "fmt_num", "load_config", "validate_config"]
+__all__ = ["Cell", "ConfigError", "Experiment", "check_config", "check_runtime", "check_structure", "fmt_num", "load_config", "validate_config"]

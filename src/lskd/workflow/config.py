@@ -44,9 +44,14 @@ def _schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     return messages
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path, *, check_data: bool = True) -> dict[str, Any]:
-    """Validate ``config`` in place against the schema (filling defaults, as ``snakemake.utils.validate``) and
-    run :func:`check_config`. Raises :class:`ConfigError` listing every problem found by the schema."""
+def validate_config(config: dict[str, Any], schema_path: str | Path, *, check_data: bool = True,
+                    runtime: bool = True) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema (filling defaults, as ``snakemake.utils.validate``), then
+    :func:`check_structure` and, with ``runtime``, :func:`check_runtime`. Raises :class:`ConfigError`.
+
+    The structural part needs neither torch nor timm, so the Snakefile runs it while parsing (``snakemake -n``
+    stays fast) and runs :func:`check_runtime` in ``onstart``, before the first job.
+    """
     from snakemake.utils import validate
 
     schema_path = Path(schema_path).resolve()
@@ -55,7 +60,9 @@ def validate_config(config: dict[str, Any], schema_path: str | Path, *, check_da
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
     validate(config, str(schema_path), set_default=True)
-    check_config(config, check_data=check_data)
+    check_structure(config)
+    if runtime:
+        check_runtime(config, check_data=check_data)
     return config
 
 
@@ -82,14 +89,11 @@ def _check_model(name: str, where: str) -> None:
                           + "; run `lskd list` for the registered architectures")
 
 
-def check_config(config: dict[str, Any], *, check_data: bool = True) -> None:
-    """Checks beyond the schema. Assumes defaults were filled in."""
-    from lskd.data import DatasetNotFoundError, resolve_root
-    from lskd.engine import RunSpec
+def check_structure(config: dict[str, Any]) -> None:
+    """Checks beyond the schema that need no model or data: references, pretrained sources, duplicate cells."""
     from lskd.workflow.grid import Experiment
 
     for tid, teacher in config["teachers"].items():
-        _check_model(teacher["model"], f"teachers.{tid}.model")
         if teacher["source"] == "pretrained":
             pre = teacher.get("pretrained") or {}
             if not (pre.get("url") or pre.get("file")):
@@ -98,10 +102,30 @@ def check_config(config: dict[str, Any], *, check_data: bool = True) -> None:
         if pair["teacher"] not in config["teachers"]:
             raise ConfigError(f"pairs[{i}].teacher: unknown teacher {pair['teacher']!r}; defined teachers: "
                               f"{', '.join(config['teachers'])}")
-        _check_model(pair["student"], f"pairs[{i}].student")
         for method in pair["methods"]:
             if method not in config["grid"]["methods"]:
                 raise ConfigError(f"pairs[{i}].methods.{method}: method not in grid.methods ({', '.join(config['grid']['methods'])})")
+    experiment = Experiment(config)
+    seen: set[str] = set()
+    for cell in experiment.cells():
+        if cell.path in seen:
+            raise ConfigError(f"grid: two settings give the same cell {cell.path} (e.g. kd_weights lists 'default' "
+                              "and the number it resolves to)")
+        seen.add(cell.path)
+    experiment.baselines()  # raises on inconsistent student settings
+
+
+def check_runtime(config: dict[str, Any], *, check_data: bool = True) -> None:
+    """Checks that need the libraries: registered models, method hyper-parameters (every cell's run spec is
+    validated) and the dataset's presence."""
+    from lskd.data import DatasetNotFoundError, resolve_root
+    from lskd.engine.spec import RunSpec
+    from lskd.workflow.grid import Experiment
+
+    for tid, teacher in config["teachers"].items():
+        _check_model(teacher["model"], f"teachers.{tid}.model")
+    for i, pair in enumerate(config["pairs"]):
+        _check_model(pair["student"], f"pairs[{i}].student")
     dataset = config["dataset"]
     if check_data and not dataset["download"]:
         try:
@@ -109,14 +133,14 @@ def check_config(config: dict[str, Any], *, check_data: bool = True) -> None:
         except DatasetNotFoundError as err:
             raise ConfigError(f"dataset.root: {err}") from None
     experiment = Experiment(config)
-    seen: dict[str, Any] = {}
     for cell in experiment.cells():
-        if cell.path in seen:
-            raise ConfigError(f"grid: two settings give the same cell {cell.path} (e.g. kd_weights lists 'default' "
-                              "and the number it resolves to)")
-        seen[cell.path] = cell
         try:
-            RunSpec.from_dict(experiment.cell_spec(cell)).validate()
+            RunSpec.from_dict(experiment.cell_spec(cell))
         except (ValueError, TypeError) as err:
             raise ConfigError(f"methods.{cell.method} (cell {cell.path}): {err}") from None
-    experiment.baselines()  # raises on inconsistent student settings
+
+
+def check_config(config: dict[str, Any], *, check_data: bool = True) -> None:
+    """All checks beyond the schema (assumes defaults were filled in)."""
+    check_structure(config)
+    check_runtime(config, check_data=check_data)

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from lskd.losses import method_hparams
-
 LEARNED = "learned"
 
 
@@ -45,6 +43,13 @@ class Cell:
         """Run folder relative to the results folder."""
         return (f"runs/{self.pair}/{self.method}/{self.transform}/"
                 f"T{self.temperature_label}_w{fmt_num(self.kd_weight)}/seed{self.seed}")
+
+
+def _library_default(method: str, key: str) -> Any:
+    """A method's default hyper-parameter (imports torch, so only when the config leaves the value out)."""
+    from lskd.losses import method_hparams
+
+    return method_hparams(method)[key]
 
 
 def _merge(*dicts: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +100,7 @@ class Experiment:
                 temperatures = [None] if learned else [float(t) for t in grid["temperatures"]]
                 for transform in grid["transforms"]:
                     hp = self.hparams(pair, method, transform)
-                    default_weight = float(hp.get("kd_weight", method_hparams(method)["kd_weight"]))
+                    default_weight = float(hp["kd_weight"] if "kd_weight" in hp else _library_default(method, "kd_weight"))
                     for weight in grid.get("kd_weights", ["default"]):
                         kd_weight = default_weight if weight == "default" else float(weight)
                         for temperature in temperatures:

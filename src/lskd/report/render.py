@@ -1,0 +1,383 @@
+"""The paper-style report: ``report.md`` (figures as ``figures/<name>.png``) and a self-contained
+``report.html`` (figures embedded as base64 data URIs, inline CSS, no external reference).
+
+Markdown comes from the jinja2 template ``templates/report.md.j2`` (loaded with :class:`jinja2.PackageLoader`,
+so it works from an installed package); every plain value put into it is HTML-escaped, so a config title or a
+class name cannot inject markup into the HTML, which ``markdown`` (extension ``tables``) renders from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import markdown
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from lskd.analysis import PAPER_PROTOCOL, SELECTION_NOTE, paper_context_table
+from lskd.engine.io import write_text
+from lskd.report.figures import draw_figures
+from lskd.report.figures_common import (
+    PAIR,
+    Figure,
+    Results,
+    fmt_num,
+    is_missing,
+    load_results,
+    method_label,
+    pair_mask,
+    transform_label,
+)
+
+#: Top-level sections of the report, in order (after the title and the summary paragraph).
+SECTIONS = ("Setup", "Results", "Figures", "Background", "Limitations", "Reproduce")
+#: Logit-summary columns shown: (column stem in ``logit_summary.csv``, header, digits).
+LOGIT_COLUMNS = (
+    ("top1_agree", "top-1 agrees with teacher (%)", 1), ("student_std", "student logit std", 2),
+    ("teacher_std", "teacher logit std", 2), ("std_ratio", "std ratio", 2), ("shift_abs", "abs. shift", 2),
+    ("pearson", "Pearson", 3), ("kendall", "Kendall", 3), ("kl_T", "KL at T", 3),
+    ("kl_T_zscore", "KL at τ, z-scored", 3), ("ece", "ECE (%)", 1),
+)
+
+
+# ---------------------------------------------------------------------------------------------- text helpers
+def md_escape(value: Any) -> str:
+    """Text safe for Markdown that becomes HTML: ``& < >`` as entities (pre-rendered ``Markup`` passes as is)."""
+    if isinstance(value, Markup):
+        return str(value)
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def md_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> Markup:
+    """A Markdown table; cells are escaped (``|`` too) and missing values left empty."""
+    def cell(v: Any) -> str:
+        text = "" if is_missing(v) else str(v)
+        return md_escape(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return Markup("\n".join(lines))
+
+
+def _num(x: Any, digits: int = 2) -> str:
+    return "" if is_missing(x) else f"{float(x):.{digits}f}"
+
+
+def _pair(row: Any) -> str:
+    return f"{row['teacher']} → {row['student']}"
+
+
+def _temperature(row: Any) -> str:
+    if is_missing(row["temperature"]):
+        t = row.get("effective_temperature_mean", row.get("effective_temperature"))
+        return f"learned ({_num(t, 1)})" if not is_missing(t) else "learned"
+    return fmt_num(row["temperature"])
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes = seconds / 60
+    return f"{minutes:.1f} min" if minutes < 120 else f"{int(minutes // 60)} h {int(minutes % 60):02d} min"
+
+
+def _items(d: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(d.items()))
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def headline_md(df: pd.DataFrame) -> Markup:
+    header = ["pair", "method", "logits", "T", "w", "settings", "n", "last top-1", "best top-1",
+              "vs raw, last [95% CI]", "vs raw, best [95% CI]"]
+    rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), _temperature(r),
+             fmt_num(r["kd_weight"]), r["n_settings"], r["n"], r["last_top1"], r["best_top1"], r.get("diff_last"),
+             r.get("diff_best")] for _, r in df.iterrows()]
+    return md_table(rows, header)
+
+
+def references_md(runs: pd.DataFrame) -> Markup:
+    rows = []
+    for role in ("teacher", "baseline"):
+        sub = runs[runs["role"] == role]
+        for model, g in sub.groupby("model", sort=True):
+            last, best = g["last_top1"], g["best_top1"]
+            spread = lambda s: f" ± {s.std(ddof=1):.2f}" if len(s) > 1 else ""  # noqa: E731
+            rows.append(["teacher" if role == "teacher" else "CE-trained student", model,
+                         f"{int(g['num_params'].iloc[0]):,}" if not is_missing(g["num_params"].iloc[0]) else "",
+                         len(g), f"{last.mean():.2f}{spread(last)}", f"{best.mean():.2f}{spread(best)}"])
+    return md_table(rows, ["role", "model", "parameters", "n", "last top-1", "best top-1"])
+
+
+def grid_md(df: pd.DataFrame) -> Markup:
+    rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), _temperature(r),
+             fmt_num(r["kd_weight"]), r["n"], r["last_top1"], r["best_top1"],
+             "✓" if str(r["selected"]).lower() == "true" else ""] for _, r in df.iterrows()]
+    return md_table(rows, ["pair", "method", "logits", "T", "w", "n", "last top-1", "best top-1", "reported"])
+
+
+def logit_md(df: pd.DataFrame) -> Markup:
+    shown = [(f"{c}_mean" if f"{c}_mean" in df else c, h, d) for c, h, d in LOGIT_COLUMNS]
+    shown = [(c, h, d) for c, h, d in shown if c in df]
+    rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), _temperature(r),
+             fmt_num(r["kd_weight"]), r.get("n", 1), *(_num(r[c], d) for c, _, d in shown)]
+            for _, r in df.iterrows()]
+    return md_table(rows, ["pair", "method", "logits", "T", "w", "n", *(h for _, h, _ in shown)])
+
+
+def paper_md(df: pd.DataFrame) -> tuple[str, Markup]:
+    """(note, table): our matched rows next to the paper's, or the paper's numbers summarised as context."""
+    if len(df) and str(df["table"].iloc[0]).startswith("comparison"):
+        rows = [[f"{r['paper_teacher']} → {r['paper_student']}", method_label(r["method"]),
+                 transform_label(r["transform"]), r["ours_best_top1"], r["ours_last_top1"], _num(r["paper_top1"]),
+                 _num(r["diff_best_minus_paper"]), r["paper_source"]] for _, r in df.iterrows()]
+        note = (f"Matched rows. The paper's numbers are its {PAPER_PROTOCOL}; compare them with our best-epoch "
+                "column (our last-epoch headline is shown too). Sources are kept apart: ours are this run, the "
+                "paper's are quoted from its tables.")
+        header = ["pair (paper names)", "method", "logits", "ours, best epoch", "ours, last epoch", "paper",
+                  "ours best − paper", "paper source"]
+        return note, md_table(rows, header)
+    rows = []
+    key = ["dataset", "teacher", "student", "method"]
+    for (dataset, method), g in df.groupby(["dataset", "method"], sort=True):
+        wide = g.pivot_table(index=key, columns="transform", values="top1", aggfunc="first")
+        if not {"none", "zscore"} <= set(wide.columns):
+            continue
+        wide = wide.dropna(subset=["none", "zscore"])
+        gain = wide["zscore"] - wide["none"]
+        rows.append([dataset, method_label(method), len(wide), _num(wide["none"].mean()), _num(wide["zscore"].mean()),
+                     f"{gain.mean():+.2f}", f"{gain.min():+.2f} to {gain.max():+.2f}"])
+    note = ("No row of this run matches a row of the paper (other dataset or models), so the paper's numbers "
+            f"are shown as **context only, not compared with ours**: {PAPER_PROTOCOL}, summarised over its "
+            "teacher/student pairs (full rows in paper_comparison.csv).")
+    header = ["paper: dataset", "method", "pairs", "paper: raw top-1 (mean)", "paper: z-score top-1 (mean)",
+              "paper: LS gain (mean)", "paper: LS gain (range)"]
+    return note, md_table(rows, header)
+
+
+# ---------------------------------------------------------------------------------------------- prose
+def summary_text(res: Results) -> str:
+    """One paragraph: per method the LS − raw paired difference with its interval, teacher and CE baseline."""
+    head = res.tables.get("headline", pd.DataFrame())
+    if head.empty:
+        return "No distillation run has finished yet: there is nothing to summarise."
+    parts, verdict = [], {"above": 0, "below": 0, "spans": 0}
+    for pair in res.pairs:
+        h = head[pair_mask(head, pair)]
+        teachers, baselines = res.references(pair)
+        ref = []
+        if len(teachers):
+            ref.append(f"the teacher {pair[1]} reaches {teachers['last_top1'].mean():.2f}%")
+        if len(baselines):
+            b = baselines["last_top1"]
+            spread = f" ± {b.std(ddof=1):.2f}" if len(b) > 1 else ""
+            ref.append(f"the student {pair[2]} trained with cross-entropy alone {b.mean():.2f}{spread}% "
+                       f"(n={len(b)})")
+        sentences = []
+        order = {m: i for i, m in enumerate(res.methods)}
+        diffs = h[h["diff_last_mean"].notna()]
+        for _, r in diffs.assign(_order=diffs["method"].map(order)).sort_values("_order", kind="stable").iterrows():
+            raw = h[(h["method"] == r["method"]) & (h["transform"] == "none")]
+            lo, hi = r["diff_last_lo"], r["diff_last_hi"]
+            verdict["above" if lo > 0 else "below" if hi < 0 else "spans"] += 1
+            sentences.append(
+                f"{method_label(r['method'])} {transform_label(r['transform'])} − raw = {r['diff_last_mean']:+.2f} "
+                f"points, 95% interval [{lo:+.2f}, {hi:+.2f}] (n={int(r['diff_n'])} paired seeds; "
+                f"{raw['last_top1_mean'].iloc[0]:.2f}% → {r['last_top1_mean']:.2f}%)")
+        text = f"On {pair[0]}, {pair[1]} → {pair[2]}: " + ("; ".join(sentences) if sentences else
+                                                          "no method has both raw and standardized runs")
+        parts.append(text + (". For reference, " + " and ".join(ref) + "." if ref else "."))
+    n = sum(verdict.values())
+    tail = (f" The interval lies above zero for {verdict['above']} of {n} method(s), below zero for "
+            f"{verdict['below']}, and spans zero for {verdict['spans']}." if n else "")
+    return (" ".join(parts) + tail + " All accuracies are last-epoch test top-1; each transform's temperature and "
+            "KD weight are the best of the grid on the test set, as in the paper.")
+
+
+def _first_record(res: Results, role: str) -> dict[str, Any]:
+    sub = res.runs[res.runs["role"] == role]
+    return res.record(sub["run_dir"].iloc[0]) if len(sub) else {}
+
+
+def _optim(record: dict[str, Any]) -> str:
+    o = record.get("spec", {}).get("optim", {})
+    if not o:
+        return "unknown"
+    sched = o["schedule"] + (f" (×{o['gamma']:g} after epochs {o['milestones']})" if o.get("milestones") else "")
+    return (f"{o['epochs']} epochs, batch {o['batch_size']}, SGD lr {o['lr']:g}, momentum {o['momentum']:g}, "
+            f"weight decay {o['weight_decay']:g}, {sched} schedule")
+
+
+def setup_context(res: Results) -> dict[str, Any]:
+    cfg, runs = res.config, res.runs
+    teacher_rec, student_rec = _first_record(res, "teacher"), _first_record(res, "distill")
+    data = cfg.get("dataset", {})
+    dataset = data.get("name") or (runs["dataset"].iloc[0] if len(runs) else "unknown")
+    k = (student_rec or teacher_rec).get("resolved", {}).get("num_classes", "?")
+    n_test = runs["num_test"].dropna().unique() if "num_test" in runs else []
+    def train(rec: dict[str, Any]) -> Any:
+        return (rec["spec"]["data"].get("train_subset") or "all") if rec.get("spec") else "unknown"
+
+    lines_data = [
+        f"Dataset: {dataset}, {k} classes; test samples: {', '.join(str(int(n)) for n in n_test) or 'unknown'}.",
+        f"Training images: students {train(student_rec)}, teacher {train(teacher_rec)}.",
+    ]
+    models = [[role, m, f"{int(p):,}" if not is_missing(p) else ""] for role, m, p in
+              runs.assign(role=runs["role"].map({"teacher": "teacher", "baseline": "student", "distill": "student"}))
+              [["role", "model", "num_params"]].drop_duplicates("model").itertuples(index=False)]
+    grid = cfg.get("grid", {})
+    counts = runs["role"].value_counts()
+    learners = sorted(res.distill.loc[res.distill["temperature"].isna(), "method"].unique())
+    learned = f" ({', '.join(map(method_label, learners))} learns its own)" if learners else ""
+    lines_grid = [
+        f"Pairs: {', '.join(f'{t} → {s}' for _, t, s in res.pairs) or 'none'}.",
+        f"Methods: {', '.join(map(method_label, grid.get('methods', res.methods)))}; logits: "
+        f"{', '.join(map(transform_label, grid.get('transforms', res.transforms)))}.",
+        f"Temperatures: {', '.join(fmt_num(t) for t in grid.get('temperatures', []))}{learned}; "
+        f"KD weights: {', '.join(str(w) for w in grid.get('kd_weights', ['default']))}; seeds: "
+        f"{', '.join(str(s) for s in grid.get('seeds', sorted(runs['seed'].unique())))}.",
+        f"Runs: {counts.get('teacher', 0)} teacher(s), {counts.get('baseline', 0)} CE baseline(s), "
+        f"{counts.get('distill', 0)} distillation run(s).",
+    ]
+    hp_rows = []
+    for (method, transform), g in res.distill.groupby(["method", "transform"], sort=False):
+        hp = dict(res.record(g["run_dir"].iloc[0]).get("resolved", {}).get("hparams", {}))
+        for key in ("temperature", "kd_weight", "transform"):
+            hp.pop(key, None)
+        temps = ", ".join(fmt_num(t) for t in sorted(g["temperature"].dropna().unique())) or "learned"
+        hp_rows.append([method_label(method), transform_label(transform), temps,
+                        ", ".join(fmt_num(w) for w in sorted(g["kd_weight"].unique())), _items(hp)])
+    hardware = teacher_rec.get("hardware") or student_rec.get("hardware") or {}
+    versions = teacher_rec.get("versions") or student_rec.get("versions") or {}
+    device = (student_rec or teacher_rec).get("resolved", {}).get("device", "unknown")
+    commits = sorted(runs["git_commit"].dropna().astype(str).unique()) if len(runs) else []
+    wall = runs["wall_seconds"].dropna().sum() if "wall_seconds" in runs else 0.0
+    return {
+        "data": lines_data,
+        "models_table": md_table(models, ["role", "model", "parameters"]),
+        "grid": lines_grid,
+        "optim": [f"Teacher: {_optim(teacher_rec)}.", f"Students: {_optim(student_rec)}."],
+        "hparams_table": md_table(hp_rows, ["method", "logits", "T", "KD weight", "other hyper-parameters"]),
+        "provenance": [
+            f"Hardware: {hardware.get('cpu', 'unknown')} ({hardware.get('cpu_count', '?')} CPUs), GPUs: "
+            f"{', '.join(hardware.get('gpus') or []) or 'none'}; device {device}; {hardware.get('platform', '')}.",
+            "Software: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".",
+            f"Git commit: {', '.join(commits) or 'unknown'}.",
+            f"Total training wall time (sum over {len(runs)} runs' timing.json): {_duration(wall)}.",
+        ],
+    }
+
+
+def limitations(res: Results) -> list[str]:
+    d = res.distill
+    out = []
+    if len(d):
+        gap = d["best_top1"] - d["last_top1"]
+        out.append(f"Last vs best epoch: the headline is the last epoch; the paper reports the best test accuracy "
+                   f"over epochs ({PAPER_PROTOCOL}). Here best − last averages {gap.mean():.2f} points over the "
+                   f"distillation runs (largest {gap.max():.2f}).")
+        n = d.groupby([*PAIR, "method", "transform", "temperature", "kd_weight"], dropna=False).size()
+        seeds = str(int(n.min())) if n.min() == n.max() else f"{int(n.min())}–{int(n.max())}"
+        out.append(f"Seeds: {seeds} per cell. With so few paired seeds the bootstrap "
+                   "interval is coarse (n ≤ 3 pairs give at most nⁿ distinct resamples) and the std is itself noisy.")
+        epochs = sorted(d["epochs"].unique())
+        rec = res.record(d["run_dir"].iloc[0]).get("spec", {}).get("data", {})
+        out.append(f"Scale: students train {', '.join(map(str, epochs))} epoch(s) on "
+                   f"{rec.get('train_subset') or 'all'} images of {rec.get('name', 'the dataset')}, with "
+                   f"{len(res.pairs)} teacher/student pair(s). The paper trains 240 epochs on CIFAR-100 and 100 on "
+                   "ImageNet with larger networks; a small demo can disagree with it either way.")
+    out.append(f"Selection on the test set: {SELECTION_NOTE}. Without a validation split the reported setting is "
+               "optimistically biased, for raw and standardized logits alike.")
+    out.append("The logit statistics and the per-sample figures describe one setting and one seed (named in each "
+               "caption) at the last epoch; they illustrate, they do not test, the paper's explanation.")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("lskd.report", "templates"), autoescape=False, finalize=md_escape,
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, command: str) -> str:
+    """The report's Markdown; figures referenced as ``<figures_dir>/<name>.png``."""
+    tables = res.tables
+    paper_note, paper_table = paper_md(tables["paper_comparison"] if "paper_comparison" in tables
+                                       else paper_context_table())
+    logit = tables.get("logit_summary")
+    names = [f.name for f in figures]
+    context = {
+        "title": res.config.get("title") or "Logit standardization in knowledge distillation",
+        "summary": summary_text(res),
+        "setup": setup_context(res),
+        "command": Markup(command),
+        "selection_note": f"Setting of each transform: {SELECTION_NOTE}.",
+        "tables": {
+            "headline": headline_md(tables.get("headline", pd.DataFrame(columns=HEADLINE_MIN))),
+            "references": references_md(res.runs),
+            "grid": grid_md(tables.get("grid", pd.DataFrame(columns=GRID_MIN))),
+            "logit_summary": logit_md(logit) if logit is not None and len(logit) else Markup(""),
+            "paper": paper_table,
+        },
+        "logit_note": ("Per-sample statistics of the test logits against the teacher's, averaged over samples, then "
+                       "over seeds (means shown; logit_summary.csv has the std)." if logit is not None and len(logit)
+                       else "Not available: logit_summary.csv has not been written."),
+        "paper_note": paper_note,
+        "figures": [{"title": f.title, "caption": f.caption, "src": Markup(f"{figures_dir}/{f.path.name}")}
+                    for f in figures],
+        "primer": names.index("logit_primer") + 1 if "logit_primer" in names else None,
+        "limitations": limitations(res),
+        "reproduce": Markup(f"pip install -e .\n{command}\n"
+                            "# another config: add --configfile configs/<name>.yaml\n"
+                            "# Snakemake's own report of the same run:\n"
+                            f"{command} --report report/snakemake-report.html"),
+        "results_dir": str(res.results_dir),
+    }
+    return _environment().get_template("report.md.j2").render(**context)
+
+
+HEADLINE_MIN = ["teacher", "student", "method", "transform", "temperature", "kd_weight", "n_settings", "n",
+                "last_top1", "best_top1", "diff_last", "diff_best", "diff_last_mean"]
+GRID_MIN = ["teacher", "student", "method", "transform", "temperature", "kd_weight", "n", "last_top1", "best_top1",
+            "selected"]
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def render_html(md_text: str, title: str, figures: Sequence[Figure], figures_dir: str) -> str:
+    """Markdown → HTML (``tables`` extension) in the inline-CSS page template, every figure embedded."""
+    body = markdown.markdown(md_text, extensions=["tables"], output_format="html")
+    for f in figures:
+        src = f'src="{figures_dir}/{f.path.name}"'
+        if src not in body:
+            raise RuntimeError(f"figure {f.name} is not referenced in the rendered report")
+        body = body.replace(src, f'src="{_data_uri(f.path)}"')
+    env = Environment(loader=PackageLoader("lskd.report", "templates"), autoescape=True)
+    return env.get_template("report.html.j2").render(title=title, body=Markup(body))
+
+
+def build_report(results_dir: Path, report_dir: Path, config: dict[str, Any], *,
+                 command: str = "snakemake --cores all") -> tuple[Path, Path]:
+    """Draw the figures into ``report_dir/figures`` and write ``report_dir/report.md`` and the self-contained
+    ``report_dir/report.html``; returns their paths. ``command`` is the command quoted under Setup and Reproduce.
+    """
+    report_dir = Path(report_dir)
+    res = load_results(results_dir, config)
+    figures = draw_figures(res, report_dir / "figures")
+    md_text = render_markdown(res, figures, "figures", command)
+    title = res.config.get("title") or "Logit standardization in knowledge distillation"
+    md_path = write_text(report_dir / "report.md", md_text)
+    html_path = write_text(report_dir / "report.html", render_html(md_text, title, figures, "figures"))
+    for path in (md_path, html_path):
+        path.chmod(0o644)  # write_text's temporary file is private (0600); a report is meant to be shared
+    return md_path, html_path
+
+
+__all__ = ["SECTIONS", "build_report", "md_escape", "md_table", "render_html", "render_markdown"]

@@ -1,0 +1,223 @@
+"""Report: figures and the Markdown/HTML report on a real (tiny) results tree trained on scikit-learn's digits."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lskd.analysis import (
+    collect_runs,
+    grid_table,
+    headline_table,
+    logit_summary_table,
+    paper_comparison,
+    run_summary,
+    write_run_stats,
+)
+from lskd.engine import DataSpec, OptimSpec, RunSpec, train
+from lskd.report import Figure, build_report, make_figures
+from lskd.report import figures_common
+from lskd.report.figures import FIGURES
+from lskd.report.render import SECTIONS, md_table
+
+TEACHER, STUDENT = "cnn_w24d4", "cnn_w8d3"
+PAIR_DIR = f"{TEACHER}__{STUDENT}"
+HOSTILE = "<script>alert(1)</script>"
+CONFIG = {
+    "title": "lskd report test",
+    "dataset": {"name": "digits", "train_subset": 400, "test_subset": None},
+    "pairs": [{"teacher": TEACHER, "student": STUDENT}],
+    "grid": {"methods": ["kd", "ctkd"], "transforms": ["none", "zscore"], "temperatures": [1, 4],
+             "kd_weights": [0.9, 9], "seeds": [0, 1]},
+}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _spec(model: str, method: str = "ce", *, seed: int = 0, teacher: Path | None = None, epochs: int = 2,
+          labels: dict, **hparams) -> RunSpec:
+    # test_subset=None: a subset is drawn with the run's seed, and the teacher must see the students' test set
+    return RunSpec(model=model, data=DataSpec(name="digits", train_subset=400, test_subset=None),
+                   optim=OptimSpec(epochs=epochs, batch_size=32, lr=0.05, schedule="cosine"), method=method,
+                   hparams=hparams, teacher_dir=str(teacher) if teacher else None, seed=seed, threads=1,
+                   labels=labels)
+
+
+def _distill_cells(seed: int, teacher: Path, runs: Path) -> tuple[list[RunSpec], list[Path]]:
+    specs, dirs = [], []
+    for method, temperatures, weights in (("kd", (1.0, 4.0), (0.9, 9.0)), ("ctkd", (None,), (0.9,))):
+        for transform in ("none", "zscore"):
+            for w in weights:
+                for t in temperatures:
+                    hp = {"kd_weight": w, "ce_weight": 0.1, **({"transform": transform} if transform != "none" else {}),
+                          **({"temperature": t} if t is not None else {"curriculum_epochs": 1})}
+                    labels = {"role": "distill", "dataset": "digits", "teacher": TEACHER, "student": STUDENT,
+                              "model": STUDENT, "method": method, "transform": transform, "temperature": t,
+                              "kd_weight": w, "seed": seed}
+                    specs.append(_spec(STUDENT, method, seed=seed, teacher=teacher, labels=labels, **hp))
+                    tl = "learned" if t is None else f"{t:g}"
+                    dirs.append(runs / PAIR_DIR / method / transform / f"T{tl}_w{w:g}" / f"seed{seed}")
+    return specs, dirs
+
+
+def write_tables(results: Path, dirs: list[Path]) -> None:
+    """What the workflow's analysis rules write: per-run logit statistics and the CSV tables."""
+    runs = collect_runs(dirs)
+    for d in dirs:
+        write_run_stats(d, d / "logit_stats.safetensors")
+    summaries = [run_summary(r["run_dir"], Path(r["run_dir"]) / "logit_stats.safetensors", record=r)
+                 for r in runs.to_dict("records")]
+    tables = {"runs": runs, "headline": headline_table(runs, n_boot=2000), "grid": grid_table(runs),
+              "logit_summary": logit_summary_table(summaries, level="setting"), "paper_comparison": paper_comparison(runs)}
+    (results / "tables").mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        df.to_csv(results / "tables" / f"{name}.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """teacher + 2 CE baselines + KD (raw/z-score × T {1, 4} × w {0.9, 9}) + CTKD (raw/z-score), seeds 0 and 1."""
+    results = tmp_path_factory.mktemp("lskd") / "results"
+    runs = results / "runs"
+    teacher = runs / "teachers" / TEACHER
+    train([_spec(TEACHER, epochs=3, labels={"role": "teacher", "dataset": "digits", "teacher": TEACHER,
+                                            "model": TEACHER, "seed": 0})], [teacher], progress=False)
+    dirs = [teacher]
+    for seed in (0, 1):
+        baseline = runs / "baselines" / STUDENT / f"seed{seed}"
+        train([_spec(STUDENT, seed=seed, labels={"role": "baseline", "dataset": "digits", "student": STUDENT,
+                                                 "model": STUDENT, "method": "ce", "seed": seed})],
+              [baseline], progress=False)
+        specs, cells = _distill_cells(seed, teacher, runs)
+        train(specs, cells, progress=False)
+        dirs += [baseline, *cells]
+    write_tables(results, dirs)
+    return results
+
+
+@pytest.fixture(scope="module")
+def report(results, tmp_path_factory) -> tuple[Path, Path]:
+    """The report of ``results`` with a hostile title and class names (they must come out escaped)."""
+    config = {**CONFIG, "title": f"Report {HOSTILE} & co"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures_common, "dataset_class_names", lambda dataset, k: [f"{HOSTILE}{i}" for i in range(k)])
+        return build_report(results, tmp_path_factory.mktemp("report"), config, command="snakemake --cores 2")
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+# ------------------------------------------------------------------ figures
+def test_make_figures_draws_every_figure_the_grid_supports(results, tmp_path):
+    figures = make_figures(results, tmp_path / "figures", CONFIG)
+    assert [f.name for f in figures] == list(FIGURES)
+    for f in figures:
+        assert isinstance(f, Figure) and f.path == tmp_path / "figures" / f"{f.name}.png"
+        width, height = _png_size(f.path)
+        assert width >= 700 and height >= 350 and f.path.stat().st_size > 10_000, f.name
+        assert f.title and re.search(r"\d+\.\d", f.caption), f"{f.name}: caption without numbers: {f.caption}"
+    per_sample = [f for f in figures if f.name in ("logit_mean_std", "class_logit_difference", "confidence_calibration")]
+    assert all("KD student" in f.caption and "KD+LS student" in f.caption and "seed 0" in f.caption for f in per_sample)
+
+
+def test_captions_quote_this_runs_numbers(results, tmp_path):
+    figures = {f.name: f for f in make_figures(results, tmp_path, CONFIG)}
+    grid = pd.read_csv(results / "tables" / "grid.csv")
+    for transform, label in (("none", "KD raw"), ("zscore", "KD z-score")):
+        best = grid[(grid["method"] == "kd") & (grid["transform"] == transform)]["last_top1_mean"].max()
+        assert f"{label}: best" in figures["kd_weight_temperature_heatmap"].caption
+        assert f"({best:.1f}%)" in figures["kd_weight_temperature_heatmap"].caption
+    assert "KD at every temperature" in figures["accuracy_vs_temperature"].caption or \
+        "z-score − raw KD" in figures["accuracy_vs_temperature"].caption
+    assert "learned T≈" in figures["accuracy_vs_temperature"].caption
+    assert "at T=0.5" in figures["logit_primer"].caption and "τ=5" in figures["logit_primer"].caption
+
+
+def test_figures_whose_data_is_absent_are_skipped(results, tmp_path):
+    # one raw-KD cell and its teacher, no tables and no logit statistics: no heatmap, the rest still draws
+    small = tmp_path / "results"
+    for rel in (f"runs/teachers/{TEACHER}", f"runs/{PAIR_DIR}/kd/none/T1_w0.9/seed0"):
+        shutil.copytree(results / rel, small / rel, ignore=shutil.ignore_patterns("logit_stats.safetensors"))
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "kd_weight_temperature_heatmap.png").write_bytes(b"stale")
+    names = [f.name for f in make_figures(small, out, CONFIG)]
+    assert "kd_weight_temperature_heatmap" not in names and not (out / "kd_weight_temperature_heatmap.png").exists()
+    assert {"accuracy_vs_temperature", "logit_mean_std", "logit_primer", "training_curves"} <= set(names)
+    # only a teacher: nothing to draw, and the report still renders every section
+    lonely = tmp_path / "lonely"
+    shutil.copytree(results / f"runs/teachers/{TEACHER}", lonely / f"runs/teachers/{TEACHER}")
+    assert make_figures(lonely, tmp_path / "none", CONFIG) == []
+    md, html = build_report(lonely, tmp_path / "lonely_report", CONFIG)
+    text = md.read_text()
+    assert all(f"\n## {s}\n" in text for s in SECTIONS) and "No distillation run has finished yet" in text
+    assert "data:image/png" not in html.read_text()
+
+
+# ------------------------------------------------------------------ report
+def test_report_has_every_section_table_and_figure(report):
+    md_path, html_path = report
+    md = md_path.read_text()
+    assert md_path.name == "report.md" and html_path.name == "report.html"
+    headings = re.findall(r"^## (.+)$", md, flags=re.M)
+    assert headings == list(SECTIONS)
+    for header in ("| pair | method | logits | T | w | settings | n | last top-1 | best top-1 | vs raw, last",
+                   "| role | model | parameters | n | last top-1 | best top-1 |",
+                   "| pair | method | logits | T | w | n | last top-1 | best top-1 | reported |",
+                   "| pair | method | logits | T | w | n | top-1 agrees with teacher (%) |",
+                   "| paper: dataset | method | pairs |",
+                   "| method | logits | T | KD weight | other hyper-parameters |"):
+        assert header in md, header
+    for name in FIGURES:
+        assert f"](figures/{name}.png)" in md and (md_path.parent / "figures" / f"{name}.png").exists()
+    assert "snakemake --cores 2" in md and "95% interval" in md and "last-epoch" in md
+    assert "context only, not compared with ours" in md  # digits matches no row of the paper
+
+
+def test_summary_quotes_the_headline_difference(report, results):
+    md = report[0].read_text()
+    head = pd.read_csv(results / "tables" / "headline.csv")
+    kd = head[(head["method"] == "kd") & (head["transform"] == "zscore")].iloc[0]
+    summary = md.split("## Setup")[0]
+    assert f"KD z-score − raw = {kd['diff_last_mean']:+.2f} points" in summary
+    assert f"[{kd['diff_last_lo']:+.2f}, {kd['diff_last_hi']:+.2f}]" in summary
+    teacher = pd.read_csv(results / "tables" / "runs.csv").query("role == 'teacher'")["last_top1"].iloc[0]
+    assert f"{teacher:.2f}%" in summary
+
+
+def test_html_is_self_contained(report):
+    html = report[1].read_text()
+    external = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", html,
+                          flags=re.I)
+    assert external == []
+    assert not re.search(r"<(?:link|script|iframe)\b", html, flags=re.I)
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)) == len(FIGURES)
+    assert 'src="figures/' not in html and "<style>" in html and "<table>" in html
+    assert report[1].stat().st_mode & 0o044 == 0o044  # readable by others
+
+
+def test_html_escapes_title_and_class_names(report):
+    md, html = (p.read_text() for p in report)
+    assert "<script" not in html.lower()
+    assert "<title>Report &lt;script&gt;alert(1)&lt;/script&gt; &amp; co</title>" in html
+    assert "<h1>Report &lt;script&gt;alert(1)&lt;/script&gt; &amp; co</h1>" in html
+    assert "true class '&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the primer's caption
+    assert "<script" not in md
+
+
+def test_md_table_escapes_cells():
+    table = md_table([["a|b", "<b>x</b>", None]], ["h1", "h2", "h3"])
+    assert table.splitlines() == ["| h1 | h2 | h3 |", "|---|---|---|", "| a\\|b | &lt;b&gt;x&lt;/b&gt; |  |"]
+
+
+def test_every_figure_has_a_snakemake_caption():
+    for name in (*FIGURES, "tables", "report"):
+        caption = REPO / "workflow" / "report" / f"{name}.rst"
+        assert caption.exists() and caption.read_text().strip(), name

@@ -1,0 +1,115 @@
+"""End to end: the smoke config through Snakemake in a temporary copy of the workflow."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").exists() and not os.environ.get("LSKD_DATA"),
+    reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)",
+)
+
+
+def _copy_workflow(dest: Path) -> Path:
+    for name in ("Snakefile", "workflow", "configs"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the `lskd` console script
+    return env
+
+
+def _snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, env=_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    work = _copy_workflow(tmp_path_factory.mktemp("smoke"))
+    start = time.perf_counter()
+    out = _snakemake(work, "--cores", "2", "--configfile", "configs/smoke.yaml")
+    seconds = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr[-4000:]
+    print(f"smoke pipeline: {seconds:.1f} s")
+    return work
+
+
+def test_smoke_pipeline_produces_every_table(smoke_run):
+    tables = smoke_run / "results/tables"
+    runs = pd.read_csv(tables / "runs.csv")
+    # 1 teacher + 2 CE baselines + (kd, dkd, mlkd: 2 transforms x 2 temperatures + ctkd: 2 transforms) x 2 seeds
+    assert len(runs) == 1 + 2 + (3 * 2 * 2 + 2) * 2
+    assert set(runs["role"]) == {"teacher", "baseline", "distill"}
+    assert runs[["last_top1", "best_top1"]].notna().all().all()
+    for name in ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison"):
+        table = pd.read_csv(tables / f"{name}.csv")
+        assert len(table) > 0, name
+    headline = pd.read_csv(tables / "headline.csv")
+    assert {"kd", "dkd", "ctkd", "mlkd"} <= set(headline["method"])
+    for run_dir in runs["run_dir"]:
+        assert (Path(smoke_run) / run_dir / "logit_stats.safetensors").exists() or Path(run_dir, "logit_stats.safetensors").exists()
+
+
+def test_smoke_pipeline_writes_a_self_contained_report(smoke_run):
+    report = smoke_run / "report"
+    md = (report / "report.md").read_text()
+    html = (report / "report.html").read_text()
+    summary = md.split("\n## ", 1)[0]
+    assert "z-score − raw" in summary and "95% interval" in summary and "teacher" in summary
+    for section in ("Setup", "Results", "Figures", "Background", "Limitations", "Reproduce"):
+        assert re.search(rf"^#+ .*{section}", md, re.M), section
+    for table in ("Headline", "Comparison with the paper"):
+        assert re.search(rf"^#+ .*{table}", md, re.M | re.I), table
+    figures = sorted((report / "figures").glob("*.png"))
+    assert len(figures) >= 5
+    for fig in figures:
+        assert f"figures/{fig.name}" in md
+    assert html.count("data:image/png;base64") >= len(figures)
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://|url\(\s*["']?https?://""", html)
+
+
+def test_second_invocation_has_nothing_to_do(smoke_run):
+    out = _snakemake(smoke_run, "-n", "--configfile", "configs/smoke.yaml")
+    assert out.returncode == 0
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def _set(config: dict, dotted: str, value) -> None:
+    *path, last = dotted.split(".")
+    for key in path:
+        config = config[int(key)] if key.isdigit() else config[key]
+    config[last] = value
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("grid.methods", ["kdd"], r"grid\.methods\[0\]: 'kdd' is not allowed \(did you mean 'kd'\?\); allowed: kd, dkd, ctkd, mlkd"),
+    ("grid.temperatures", [-1], r"grid\.temperatures\[0\]: -1 is less than or equal to the minimum of 0"),
+    ("pairs.0.student", "resnet8x5", r"pairs\[0\]\.student: unknown model 'resnet8x5'"),
+    ("dataset.root", "/nonexistent/data", r"dataset\.root: Fashion-MNIST not found"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, key, value, message):
+    import yaml
+
+    work = _copy_workflow(tmp_path)
+    config = yaml.safe_load((work / "configs/smoke.yaml").read_text())
+    _set(config, key, value)
+    (work / "configs/bad.yaml").write_text(yaml.safe_dump(config))
+    out = _snakemake(work, "--cores", "1", "--configfile", "configs/bad.yaml", timeout=120)
+    assert out.returncode != 0
+    assert re.search(message, out.stdout + out.stderr), (out.stdout + out.stderr)[-2000:]
+    assert not (work / "results").exists()
