@@ -89,6 +89,14 @@ def test_second_invocation_has_nothing_to_do(smoke_run):
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
+def test_snakemake_report_collects_figures_and_tables(smoke_run):
+    out = _snakemake(smoke_run, "--report", "report/snakemake-report.html", "--configfile", "configs/smoke.yaml")
+    assert out.returncode == 0, out.stderr[-2000:]
+    page = (smoke_run / "report/snakemake-report.html").read_text()
+    for item in ("accuracy_vs_temperature.png", "headline.csv", "report.html", "Figures", "Tables"):
+        assert item in page, item
+
+
 def _set(config: dict, dotted: str, value) -> None:
     *path, last = dotted.split(".")
     for key in path:

@@ -2,7 +2,9 @@ rule collect:
     input:
         metrics=[f"{d}/metrics.json" for d in RUN_DIRS],
     output:
-        runs=f"{R}/tables/runs.csv",
+        runs=report(f"{R}/tables/runs.csv", caption="../report/tables.rst", category="Tables"),
+    conda:
+        CONDA_ENV
     log:
         "logs/collect.log",
     params:
@@ -21,11 +23,19 @@ rule tables:
         runs=rules.collect.output.runs,
         logits=[f"{d}/test_logits.safetensors" for d in RUN_DIRS],
     output:
-        **{name: f"{R}/tables/{name}.csv" for name in TABLE_NAMES if name != "runs"},
+        **{
+            name: report(f"{R}/tables/{name}.csv", caption="../report/tables.rst", category="Tables")
+            for name in TABLE_NAMES
+            if name != "runs"
+        },
+    conda:
+        CONDA_ENV
     log:
         "logs/tables.log",
+    params:
+        out=lambda w, output: os.path.dirname(output[0]),
     resources:
         mem_mb=RESOURCES["analysis"]["mem_mb"],
         runtime=RESOURCES["analysis"]["runtime"],
     shell:
-        "lskd tables --runs-csv {input.runs} --out-dir {R}/tables > {log} 2>&1"
+        "lskd tables --runs-csv {input.runs} --out-dir {params.out} > {log} 2>&1"

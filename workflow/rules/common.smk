@@ -42,6 +42,7 @@ wildcard_constraints:
     student=r"[^/]+",
 
 
+CONDA_ENV = "../envs/lskd.yaml"  # relative to the rule files
 RUN_DIRS = EXP.all_run_dirs()
 DATA_MANIFEST = f"{R}/data/{config['dataset']['name']}.json"
 TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "logit_runs", "paper_comparison"]

@@ -1,6 +1,8 @@
 rule check_data:
     output:
         manifest=DATA_MANIFEST,
+    conda:
+        CONDA_ENV
     log:
         "logs/data.log",
     params:

@@ -4,6 +4,8 @@ rule train_baseline:
     output:
         metrics=f"{R}/runs/baselines/{{student}}/seed{{seed}}/metrics.json",
         logits=f"{R}/runs/baselines/{{student}}/seed{{seed}}/test_logits.safetensors",
+    conda:
+        CONDA_ENV
     log:
         "logs/baselines/{student}/seed{seed}.log",
     params:
@@ -25,6 +27,8 @@ rule distill:
     output:
         metrics=f"{R}/runs/{{pair}}/{{method}}/{{transform}}/T{{temperature}}_w{{kd_weight}}/seed{{seed}}/metrics.json",
         logits=f"{R}/runs/{{pair}}/{{method}}/{{transform}}/T{{temperature}}_w{{kd_weight}}/seed{{seed}}/test_logits.safetensors",
+    conda:
+        CONDA_ENV
     log:
         "logs/runs/{pair}/{method}/{transform}/T{temperature}_w{kd_weight}/seed{seed}.log",
     params:

@@ -10,6 +10,8 @@ rule train_teacher:
         model=f"{R}/runs/teachers/{{teacher}}/model.safetensors",
     wildcard_constraints:
         teacher=_alternatives(TRAINED_TEACHERS),
+    conda:
+        CONDA_ENV
     log:
         "logs/teachers/{teacher}.log",
     params:
@@ -33,6 +35,8 @@ rule fetch_teacher:
         model=f"{R}/runs/teachers/{{teacher}}/model.safetensors",
     wildcard_constraints:
         teacher=_alternatives(PRETRAINED_TEACHERS),
+    conda:
+        CONDA_ENV
     log:
         "logs/teachers/{teacher}.log",
     params:

@@ -115,15 +115,7 @@ class CIFAR100(DatasetBuilder):
 
     def load(self, split: str, root: PathLike | None = None, download: bool = False) -> RawSplit:
         """Load a split into memory; the returned spec's class names are read from ``meta``."""
-        try:
-            base = self.resolve_root(root)
-        except DatasetNotFoundError:
-            if not download:
-                raise
-            target = root if root is not None else next(iter(candidate_roots(None)), None)
-            if target is None:
-                raise ValueError("download=True needs a destination: pass root=DIR or set LSKD_DATA") from None
-            base = self.download(target)
+        base = self.locate(root, download)
         files = [base / BASE_FOLDER / f for f in (split, "meta")]
         stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in files)
         images, targets, names = _load_split(str(base.resolve()), split, stamp)

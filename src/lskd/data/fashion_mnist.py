@@ -138,15 +138,7 @@ class FashionMNIST(DatasetBuilder):
 
     def load(self, split: str, root: PathLike | None = None, download: bool = False) -> RawSplit:
         """Load a split as an in-memory uint8 tensor (downloading into ``root`` if asked and missing)."""
-        try:
-            folder = self.resolve_root(root)
-        except DatasetNotFoundError:
-            if not download:
-                raise
-            target = root if root is not None else next(iter(candidate_roots(None)), None)
-            if target is None:
-                raise ValueError("download=True needs a destination: pass root=DIR or set LSKD_DATA") from None
-            folder = self.download(target)
+        folder = self.locate(root, download)
         stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in (folder / f for f in FILES[split]))
         images, targets = _load_arrays(str(folder.resolve()), split, stamp)
         return RawSplit(spec=self.spec, targets=targets, images=images)

@@ -88,6 +88,22 @@ class DatasetBuilder(abc.ABC):
     def train_ops(self) -> list[Callable[[Any], Any]]:
         """Random geometric augmentations of the ``"train"`` view (applied before normalisation)."""
 
+    def download(self, root: PathLike) -> pathlib.Path:
+        """Fetch the dataset into ``root`` (checksum-verified); builders that cannot download say how to get it."""
+        raise DatasetNotFoundError(f"{self.spec.name} cannot be downloaded by lskd: {self.resolve_root.__doc__}")
+
+    def locate(self, root: PathLike | None, download: bool) -> pathlib.Path:
+        """:meth:`resolve_root`, or with ``download`` fetch into ``root`` (or the first ``$LSKD_DATA`` folder)."""
+        try:
+            return self.resolve_root(root)
+        except DatasetNotFoundError:
+            if not download:
+                raise
+            target = root if root is not None else next(iter(candidate_roots(None)), None)
+            if target is None:
+                raise ValueError("download=True needs a destination: pass root=DIR or set LSKD_DATA") from None
+            return self.download(target)
+
     def eval_ops(self) -> list[Callable[[Any], Any]]:
         """Deterministic geometric ops of the ``"eval"`` view (default: none)."""
         return []
