@@ -99,3 +99,19 @@ def test_malformed_yaml_is_reported(tmp_path):
     bad.write_text("grid: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad, SCHEMA)
+
+
+def test_groups_share_pair_seed_and_method_and_cover_every_cell():
+    config = validate_config(raw("default"), SCHEMA, check_data=False)
+    exp = Experiment(config)
+    groups = exp.groups()
+    assert config["execution"]["group_size"] == 6 and len(groups) == 8  # 4 methods x 2 seeds
+    members = [c for cells in groups.values() for c in cells]
+    assert sorted(members) == sorted(exp.cells())
+    for key, cells in groups.items():
+        assert len({(c.pair, c.seed, c.method) for c in cells}) == 1 and len(cells) <= 6
+        payload = exp.group_payload(key)
+        assert [p["out"] for p in payload] == [exp.run_dir(c.path) for c in cells]
+    config["execution"]["group_size"] = 4
+    sizes = sorted(len(c) for c in Experiment(config).groups().values())
+    assert sizes == [2, 2, 2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4]

@@ -121,3 +121,21 @@ def test_bad_config_stops_before_any_job(tmp_path, key, value, message):
     assert out.returncode != 0
     assert re.search(message, out.stdout + out.stderr), (out.stdout + out.stderr)[-2000:]
     assert not (work / "results").exists()
+
+
+def test_grouped_cells_match_the_ungrouped_pipeline(smoke_run, tmp_path):
+    """execution.group_size > 1 trains a pair/seed/method's cells in one lockstep job: same numbers, fewer jobs."""
+    import yaml
+
+    work = _copy_workflow(tmp_path)
+    config = yaml.safe_load((work / "configs/smoke.yaml").read_text())
+    config["execution"]["group_size"] = 4
+    (work / "configs/grouped.yaml").write_text(yaml.safe_dump(config))
+    dry = _snakemake(work, "-n", "--configfile", "configs/grouped.yaml")
+    assert re.search(r"distill_group\s+8\b", dry.stdout) and not re.search(r"^distill\s", dry.stdout, re.M)
+    out = _snakemake(work, "results/tables/runs.csv", "--cores", "2", "--configfile", "configs/grouped.yaml")
+    assert out.returncode == 0, out.stderr[-3000:]
+    cols = ["run_dir", "last_top1", "best_top1", "last_nll", "last_ece", "best_epoch"]
+    grouped = pd.read_csv(work / "results/tables/runs.csv")[cols].set_index("run_dir").sort_index()
+    alone = pd.read_csv(smoke_run / "results/tables/runs.csv")[cols].set_index("run_dir").sort_index()
+    pd.testing.assert_frame_equal(grouped, alone)

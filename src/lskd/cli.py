@@ -51,6 +51,7 @@ def _run_flags(p: argparse.ArgumentParser, *, model_help: str) -> None:
     g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--amp", choices=["none", "bf16"], help="bf16 autocast (default none)")
     g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--cell", help="name of the run in messages and tables")
     g.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
 
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="dataset folder (default: the standard locations)")
     p.add_argument("--download", action="store_true", help="download when missing (checksum-verified)")
     p.add_argument("--out", type=Path, help="write the manifest (JSON) here")
+    p = sub.add_parser("distill-group", help="train several cells in lockstep (one teacher forward per batch)",
+                       description="Train cells that share data, teacher and seed together; each writes the same "
+                                   "run folder it would write alone.")
+    p.add_argument("--group-json", required=True, help='JSON list of {"spec": run spec, "out": run folder}')
+    p.add_argument("--threads", type=int, help="torch CPU threads (overrides the specs)")
+    p.add_argument("--marker", type=Path, help="write a JSON marker listing the finished run folders here")
+    p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     p = sub.add_parser("check-config", help="validate a workflow config completely (schema, models, hyper-parameters, data)")
     p.add_argument("config", type=Path, help="YAML config, e.g. configs/default.yaml")
     p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"),
@@ -155,7 +163,7 @@ def spec_from_args(args: argparse.Namespace, method: str) -> dict[str, Any]:
         if not sep:
             raise SystemExit(f"lskd: --hparam expects KEY=VALUE, got {item!r}")
         hparams[key] = yaml.safe_load(value)
-    for key in ("model", "seed", "device", "threads", "amp", "channels_last", "cell"):
+    for key in ("model", "seed", "device", "threads", "amp", "channels_last", "compile", "cell"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     if "name" not in data:
@@ -218,6 +226,22 @@ def _cmd_check_data(args: argparse.Namespace) -> int:
     if args.out:
         write_json(args.out, manifest)
     print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def _cmd_distill_group(args: argparse.Namespace) -> int:
+    from lskd.engine import RunSpec, train
+    from lskd.engine.io import write_json
+
+    members = json.loads(args.group_json)
+    try:
+        specs = [RunSpec.from_dict({**m["spec"], **({"threads": args.threads} if args.threads else {})}) for m in members]
+    except (ValueError, TypeError, KeyError) as err:
+        raise SystemExit(f"lskd distill-group: invalid group: {err}") from None
+    outs = [m["out"] for m in members]
+    metrics = train(specs, outs, progress=not args.no_progress)
+    if args.marker:
+        write_json(args.marker, {"runs": outs, "last_top1": [m["last"]["top1"] for m in metrics]})
     return 0
 
 
@@ -298,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_fetch_teacher(args)
     if args.command == "check-data":
         return _cmd_check_data(args)
+    if args.command == "distill-group":
+        return _cmd_distill_group(args)
     if args.command == "check-config":
         return _cmd_check_config(args)
     from lskd.cli_analysis import COMMANDS

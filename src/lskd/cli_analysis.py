@@ -25,6 +25,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for the CSV tables")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples for the paired intervals")
+    p = sub.add_parser("bench", help="measure the engine against a per-cell reference loop, grouping and z-score cost")
+    p.add_argument("--dataset", default="fashion_mnist")
+    p.add_argument("--teacher-model", default="cnn_w24d4")
+    p.add_argument("--student", default="cnn_w8d3")
+    p.add_argument("--train-subset", type=int, default=10_000, help="images per epoch in every measurement")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out", type=Path, help="write the table as CSV")
     p = sub.add_parser("report", help="figures and the Markdown + self-contained HTML report")
     p.add_argument("--results", type=Path, required=True, help="results folder (runs/ and tables/)")
     p.add_argument("--config", type=Path, help="the workflow config (YAML), validated")
@@ -48,6 +56,22 @@ def ensure_stats(run_dir: Path, teacher_dir: str | None = None) -> Path:
     if not out.exists() or out.stat().st_mtime_ns < newest:
         write_run_stats(run_dir, out)
     return out
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from lskd.bench import BenchConfig, run_bench
+    from lskd.engine.io import write_text
+    from lskd.engine.provenance import provenance
+
+    cfg = BenchConfig(dataset=args.dataset, teacher=args.teacher_model, student=args.student,
+                      train_subset=args.train_subset, batch_size=args.batch_size, threads=args.threads)
+    table = run_bench(cfg)
+    hw = provenance()["hardware"]
+    print(f"lskd bench on {hw['cpu']} ({hw['cpu_count']} CPUs, torch threads {args.threads}, GPUs: {hw['gpus'] or 'none'})")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.out:
+        write_text(args.out, table.to_csv(index=False))
+    return 0
 
 
 def _logit_stats(args: argparse.Namespace) -> int:
@@ -111,4 +135,4 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"logit-stats": _logit_stats, "collect": _collect, "tables": _tables, "report": _report}
+COMMANDS = {"bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "tables": _tables, "report": _report}

@@ -1,6 +1,7 @@
 rule collect:
     input:
-        metrics=[f"{d}/metrics.json" for d in RUN_DIRS],
+        metrics=[f"{d}/metrics.json" for d in REFERENCE_DIRS],
+        cells=CELLS_DONE,
     output:
         runs=report(f"{R}/tables/runs.csv", caption="../report/tables.rst", category="Tables"),
     conda:
@@ -21,7 +22,8 @@ rule collect:
 rule tables:
     input:
         runs=rules.collect.output.runs,
-        logits=[f"{d}/test_logits.safetensors" for d in RUN_DIRS],
+        logits=[f"{d}/test_logits.safetensors" for d in REFERENCE_DIRS],
+        cells=CELLS_DONE,
     output:
         **{
             name: report(f"{R}/tables/{name}.csv", caption="../report/tables.rst", category="Tables")

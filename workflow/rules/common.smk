@@ -44,6 +44,16 @@ wildcard_constraints:
 
 CONDA_ENV = "../envs/lskd.yaml"  # relative to the rule files
 RUN_DIRS = EXP.all_run_dirs()
+REFERENCE_DIRS = [f"{R}/{EXP.teacher_path(t)}" for t in config["teachers"]] + [
+    f"{R}/{EXP.baseline_path(s, seed)}" for s, seed in EXP.baselines()
+]
+GROUPED = EXP.group_size > 1
+# what marks the distillation cells done: one marker per group, or each cell's own metrics
+CELLS_DONE = (
+    [f"{R}/{key}.json" for key in EXP.groups()]
+    if GROUPED
+    else [f"{R}/{cell.path}/metrics.json" for cell in EXP.cells()]
+)
 DATA_MANIFEST = f"{R}/data/{config['dataset']['name']}.json"
 TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "logit_runs", "paper_comparison"]
 TABLES = [f"{R}/tables/{name}.csv" for name in TABLE_NAMES]

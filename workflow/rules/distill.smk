@@ -41,3 +41,26 @@ rule distill:
         gpu=GPU,
     shell:
         "lskd distill --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"
+
+
+rule distill_group:
+    input:
+        teacher=lambda w: f"{teacher_dir_of_pair(w)}/metrics.json",
+        teacher_model=lambda w: f"{teacher_dir_of_pair(w)}/model.safetensors",
+    output:
+        marker=f"{R}/groups/{{pair}}/seed{{seed}}/{{method}}-g{{index}}.json",
+    wildcard_constraints:
+        index=r"\d+",
+    conda:
+        CONDA_ENV
+    log:
+        "logs/groups/{pair}/seed{seed}/{method}-g{index}.log",
+    params:
+        group=lambda w: spec_arg(EXP.group_payload(f"groups/{w.pair}/seed{w.seed}/{w.method}-g{w.index}")),
+    threads: EXECUTION["threads"]
+    resources:
+        mem_mb=RESOURCES["distill"]["mem_mb"],
+        runtime=RESOURCES["distill"]["runtime"],
+        gpu=GPU,
+    shell:
+        "lskd distill-group --group-json {params.group} --threads {threads} --marker {output.marker} > {log} 2>&1"

@@ -1,5 +1,12 @@
 """Teachers from published weights: fetch (or take a local file), verify SHA-256, load without executing code,
-evaluate on the test set, and write a run folder that looks like a trained teacher's."""
+map the weights onto lskd's timm-registered architecture with every shape checked, evaluate on the test set,
+and write a run folder that looks like a trained teacher's.
+
+Sources (the ``pretrained`` block, see :mod:`lskd.teachers`): a weight file (``url``/``file`` + ``sha256``), a
+member of a tar archive (mdistiller's ``cifar_teachers.tar``: ``member``, ``sha256`` of the member,
+``archive_sha256``), or a timm tag (``timm: resnet34.tv_in1k``, optionally pinned by ``url``/``file`` +
+``sha256``). ``min_top1`` refuses a teacher whose test top-1 is lower (nothing is written then).
+"""
 
 from __future__ import annotations
 
@@ -8,24 +15,47 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from lskd.data import build_dataset
 from lskd.data.download import download_file, verify_file
 from lskd.engine.evaluate import create_model, predict
-from lskd.engine.io import read_tensors
+from lskd.engine.io import read_tensors, write_json
 from lskd.engine.metrics import classification_metrics
 from lskd.engine.spec import RunSpec
 from lskd.engine.trainer import is_finished, resolve_device, write_final_outputs, write_spec_record
+from lskd.teachers import cache_dir, fetch_member, resolve_checksums
 
 FORMATS = ("safetensors", "state_dict", "mdistiller")
 
+#: Prefixes that wrappers add to module names: DataParallel (``module.``) and mdistiller's distiller wrapper,
+#: whose own training runs save ``module.student.*`` (mdistiller issue #20). Stripped when the model lacks them.
+WRAPPER_PREFIXES = ("module.student.", "module.", "student.")
 
-def fetch_weights(pretrained: dict[str, Any], out_dir: Path) -> Path:
-    """The verified weight file: ``pretrained.file`` checked in place, or ``pretrained.url`` downloaded
-    atomically into ``out_dir/download/`` and checked before use. A mismatch raises and leaves no file."""
+#: Per-architecture renames (checkpoint key prefix -> lskd key prefix) for code bases whose module names differ.
+#: Empty for mdistiller: lskd's CIFAR models (lskd.models) use mdistiller's / CRD's module names, so resnet*,
+#: resnet*x4, cifar_resnet50 (mdistiller's ResNet50), wrn_*, vgg* (block0..block4, classifier) load unchanged;
+#: parameter-free modules (mdistiller's pool0..pool4) have no keys.
+KEY_RENAMES: dict[str, dict[str, str]] = {}
+
+
+class TeacherRefusedError(RuntimeError):
+    """A pretrained teacher evaluated below its ``min_top1``."""
+
+
+def fetch_weights(pretrained: dict[str, Any], out_dir: Path) -> Path | None:
+    """The verified weight file: ``pretrained.file`` checked in place, ``pretrained.url`` downloaded atomically
+    into ``out_dir/download/`` and checked before use, or the verified ``member`` of a tar archive (archive
+    cached in :func:`lskd.teachers.cache_dir`). ``None`` for a timm tag alone (timm fetches it). A mismatch
+    raises and leaves no file; a missing checksum is refused (:class:`lskd.teachers.ChecksumMissingError`)."""
+    pretrained = resolve_checksums(pretrained)
+    if pretrained.get("member"):
+        return fetch_member(pretrained)
+    if not (pretrained.get("file") or pretrained.get("url")):
+        return None
     sha256 = pretrained["sha256"]
     if pretrained.get("file"):
-        path = Path(pretrained["file"])
+        path = Path(pretrained["file"]).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"pretrained weight file {path} does not exist")
         verify_file(path, sha256=sha256)
@@ -40,12 +70,83 @@ def load_state_dict(path: Path, fmt: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"unknown weight format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "safetensors":
         return read_tensors(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, legacy tar layout, ...: never retried without weights_only
+        raise ValueError(f"{path} cannot be read as a torch checkpoint with weights_only=True "
+                         f"(lskd never unpickles arbitrary objects): {err}") from None
     if fmt == "mdistiller":
         if not isinstance(state, dict) or "model" not in state:
-            raise ValueError(f"{path} is not an mdistiller checkpoint (no 'model' key)")
+            keys = ", ".join(map(str, list(state)[:8])) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{path} is not an mdistiller checkpoint (no 'model' key; found: {keys})")
         state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
     return state
+
+
+def map_state_dict(state: dict[str, torch.Tensor], model: nn.Module, model_name: str,
+                   source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """``state`` with its keys mapped onto ``model``'s, checked strictly: wrapper prefixes are stripped
+    (:data:`WRAPPER_PREFIXES`), :data:`KEY_RENAMES` applied, every model key must be present with the same shape
+    and no checkpoint key may be left over. BatchNorm ``num_batches_tracked`` counters, which checkpoints from
+    PyTorch < 0.4.1 lack and which evaluation never reads, are filled from the model. Raises ``ValueError``
+    naming the model."""
+    expected = model.state_dict()
+    mapped = dict(state)
+    for prefix in WRAPPER_PREFIXES:
+        if mapped and all(k.startswith(prefix) for k in mapped) and not any(k.startswith(prefix) for k in expected):
+            mapped = {k[len(prefix):]: v for k, v in mapped.items()}
+    for old, new in KEY_RENAMES.get(model_name, {}).items():
+        mapped = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in mapped.items()}
+    for key in expected:
+        if key.endswith("num_batches_tracked") and key not in mapped:
+            mapped[key] = expected[key].clone()
+    missing = [k for k in expected if k not in mapped]
+    unexpected = [k for k in mapped if k not in expected]
+    shapes = [f"{k}: {source} {tuple(mapped[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items() if k in mapped and tuple(mapped[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        def some(items: list[str]) -> str:
+            return ", ".join(items[:6]) + (f" (+{len(items) - 6} more)" if len(items) > 6 else "")
+
+        problems = ([f"{len(missing)} missing keys: {some(missing)}"] if missing else []) + \
+                   ([f"{len(unexpected)} unexpected keys: {some(unexpected)}"] if unexpected else []) + \
+                   ([f"{len(shapes)} shape mismatches: {some(shapes)}"] if shapes else [])
+        raise ValueError(f"{source} does not fit model {model_name!r} "
+                         f"({sum(p.numel() for p in model.parameters()):,} parameters): " + "; ".join(problems)
+                         + ". Is the teacher's model the architecture these weights were trained as?")
+    return {k: mapped[k].to(expected[k].dtype) for k in expected}
+
+
+def build_pretrained_model(model_name: str, pretrained: dict[str, Any], weights: Path | None, num_classes: int,
+                           in_chans: int) -> nn.Module:
+    """The teacher architecture with its verified weights loaded (strict)."""
+    tag = pretrained.get("timm")
+    if tag:
+        import timm
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(tag)
+        if cfg is None:
+            raise ValueError(f"timm has no pretrained tag {tag!r} (timm.list_pretrained('{tag.split('.')[0]}*'))")
+        kwargs: dict[str, Any] = {"pretrained": True, "num_classes": num_classes, "in_chans": in_chans}
+        if weights is not None:
+            kwargs["pretrained_cfg_overlay"] = {"file": str(weights), "num_classes": num_classes}
+        elif cfg.num_classes != num_classes:
+            raise ValueError(f"timm tag {tag!r} has {cfg.num_classes} classes but the dataset {num_classes}: timm "
+                             "would replace the classifier with a random one; give a matching weight file")
+        try:
+            return timm.create_model(tag, **kwargs)
+        except RuntimeError as err:
+            raise ValueError(f"{weights or tag} does not fit model {model_name!r} ({tag}, {num_classes} classes): "
+                             f"{err}") from None
+    if weights is None:
+        raise ValueError("no weight file and no timm tag")
+    model = create_model(model_name, num_classes, in_chans)
+    state = load_state_dict(weights, pretrained.get("format", "safetensors"))
+    model.load_state_dict(map_state_dict(state, model, model_name, source=str(weights)), strict=True)
+    return model
 
 
 def import_pretrained(spec: RunSpec, pretrained: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
@@ -58,19 +159,32 @@ def import_pretrained(spec: RunSpec, pretrained: dict[str, Any], out_dir: str | 
         return read_json(out_dir / "metrics.json")
     device = resolve_device(spec.device)
     start = time.perf_counter()
-    weights = fetch_weights(pretrained, out_dir)
+    resolved = resolve_checksums(pretrained)
+    weights = fetch_weights(resolved, out_dir)
     test_set = build_dataset(spec.data.name, "test", root=spec.data.root, views=("eval",),
                              subset=spec.data.test_subset, seed=spec.data.subset_seed, download=spec.data.download)
     info = test_set.spec
-    model = create_model(spec.model, info.num_classes, info.in_chans)
-    try:
-        model.load_state_dict(load_state_dict(weights, pretrained.get("format", "safetensors")))
-    except RuntimeError as err:
-        raise ValueError(f"{weights} does not fit {spec.model} with {info.num_classes} classes: {err}") from None
+    model = build_pretrained_model(spec.model, resolved, weights, info.num_classes, info.in_chans)
     model.to(device).eval()
+    if spec.channels_last:
+        model.to(memory_format=torch.channels_last)
+    logits, targets = predict(model, test_set, batch_size=spec.optim.eval_batch_size, device=device,
+                              amp=spec.amp, channels_last=spec.channels_last)
+    metrics = classification_metrics(logits, targets)
+    min_top1 = pretrained.get("min_top1")
+    if min_top1 is not None and metrics["top1"] < float(min_top1):
+        raise TeacherRefusedError(
+            f"teacher {spec.model} from {weights or resolved.get('timm')}: test top-1 {metrics['top1']:.2f}% is below "
+            f"min_top1 {float(min_top1):g}% on {len(targets)} test images; refusing it (wrong weights or wrong "
+            "architecture/normalisation?)")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_spec_record(spec, out_dir, model, info.num_classes, info.in_chans, device, ("eval",))
-    logits, targets = predict(model, test_set, batch_size=spec.optim.eval_batch_size, device=device)
-    row = {"epoch": 0, "lr": 0.0, **{f"test_{k}": v for k, v in classification_metrics(logits, targets).items()},
+    write_json(out_dir / "pretrained.json", {
+        **{k: resolved[k] for k in ("url", "file", "member", "timm", "format", "sha256", "archive_sha256", "min_top1")
+           if resolved.get(k) is not None},
+        "weights": str(weights) if weights is not None else None,
+        "cache_dir": str(cache_dir()), "test_top1": metrics["top1"], "num_test": int(targets.numel()),
+    })
+    row = {"epoch": 0, "lr": 0.0, **{f"test_{k}": v for k, v in metrics.items()},
            "seconds": time.perf_counter() - start}
     return write_final_outputs(out_dir, [row], model, logits, targets)

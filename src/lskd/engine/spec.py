@@ -69,6 +69,7 @@ class RunSpec:
     threads: int | None = None
     amp: str = "none"
     channels_last: bool = False
+    compile: bool = False
     cell: str = ""
     labels: dict[str, Any] = field(default_factory=dict)
 

@@ -33,7 +33,7 @@ from lskd.engine.schedule import lr_at
 from lskd.engine.spec import RunSpec
 from lskd.losses import DistillationMethod, build_method
 
-SHARED_KEYS = ("data", "teacher_dir", "seed", "device", "amp", "channels_last", "threads")
+SHARED_KEYS = ("data", "teacher_dir", "seed", "device", "amp", "channels_last", "compile", "threads")
 
 
 class DivergenceError(RuntimeError):
@@ -108,6 +108,8 @@ def _build_student(spec: RunSpec, out_dir: Path, num_classes: int, in_chans: int
     model = create_model(spec.model, num_classes, in_chans).to(device)
     if spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if spec.compile:
+        model.compile()  # in place: parameter names (and checkpoints) stay those of the plain module
     method = build_method(spec.method, **spec.hparams).to(device)
     o = spec.optim
     optimizer = torch.optim.SGD(

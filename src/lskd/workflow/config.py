@@ -34,6 +34,13 @@ def _schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
                 hint = difflib.get_close_matches(key, allowed, n=1)
                 suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
                 messages.append(f"{where}: unknown key {key!r}{suggestion}; allowed: {', '.join(allowed)}")
+        elif error.validator == "dependentRequired":
+            for key, needs in error.validator_value.items():
+                if key in error.instance:
+                    for need in needs:
+                        if need not in error.instance:
+                            how = " (the file's SHA-256: `sha256sum FILE`, or 'recorded')" if need == "sha256" else ""
+                            messages.append(f"{where}: {need!r} is required when {key!r} is given{how}")
         elif error.validator == "enum":
             hint = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
@@ -91,13 +98,20 @@ def _check_model(name: str, where: str) -> None:
 
 def check_structure(config: dict[str, Any]) -> None:
     """Checks beyond the schema that need no model or data: references, pretrained sources, duplicate cells."""
+    from lskd.teachers import PretrainedFormError, check_form
     from lskd.workflow.grid import Experiment
 
     for tid, teacher in config["teachers"].items():
         if teacher["source"] == "pretrained":
-            pre = teacher.get("pretrained") or {}
-            if not (pre.get("url") or pre.get("file")):
-                raise ConfigError(f"teachers.{tid}: source pretrained needs pretrained.url or pretrained.file (and sha256)")
+            try:
+                check_form(teacher.get("pretrained") or {}, teacher["model"], f"teachers.{tid}" +
+                           (".pretrained" if teacher.get("pretrained") else ""))
+            except PretrainedFormError as err:
+                raise ConfigError(str(err)) from None
+    for transform in config["grid"].get("transform_grids") or {}:
+        if transform not in config["grid"]["transforms"]:
+            raise ConfigError(f"grid.transform_grids.{transform}: transform not in grid.transforms "
+                              f"({', '.join(config['grid']['transforms'])})")
     for i, pair in enumerate(config["pairs"]):
         if pair["teacher"] not in config["teachers"]:
             raise ConfigError(f"pairs[{i}].teacher: unknown teacher {pair['teacher']!r}; defined teachers: "
@@ -120,10 +134,20 @@ def check_runtime(config: dict[str, Any], *, check_data: bool = True) -> None:
     validated) and the dataset's presence."""
     from lskd.data import DatasetNotFoundError, resolve_root
     from lskd.engine.spec import RunSpec
+    from lskd.teachers import ChecksumMissingError, format_missing, resolve_checksums
     from lskd.workflow.grid import Experiment
 
+    problems: list[str] = []
+    hints: list[str] = []
     for tid, teacher in config["teachers"].items():
         _check_model(teacher["model"], f"teachers.{tid}.model")
+        if teacher["source"] == "pretrained":
+            try:  # refuse unverifiable downloads before the first job, not hours into the run
+                resolve_checksums(teacher["pretrained"], f"teachers.{tid}.pretrained")
+            except ChecksumMissingError as err:
+                problems, hints = problems + err.problems, hints + err.hints
+    if problems:
+        raise ConfigError(format_missing(problems, hints))
     for i, pair in enumerate(config["pairs"]):
         _check_model(pair["student"], f"pairs[{i}].student")
     dataset = config["dataset"]

@@ -91,17 +91,26 @@ class Experiment:
             merged["transform"] = transform
         return merged
 
+    def axes(self, transform: str) -> tuple[list[Any], list[Any]]:
+        """``(temperatures, kd_weights)`` of one transform: ``grid.transform_grids.<transform>`` where it sets an
+        axis, else the grid's."""
+        grid = self.config["grid"]
+        own = (grid.get("transform_grids") or {}).get(transform) or {}
+        return (list(own.get("temperatures", grid["temperatures"])),
+                list(own.get("kd_weights", grid.get("kd_weights", ["default"]))))
+
     def cells(self) -> list[Cell]:
         grid = self.config["grid"]
         out = []
         for pair in self.config["pairs"]:
             for method in grid["methods"]:
                 learned = self.method_settings(method).get("learned_temperature", False)
-                temperatures = [None] if learned else [float(t) for t in grid["temperatures"]]
                 for transform in grid["transforms"]:
+                    axis_temperatures, axis_weights = self.axes(transform)
+                    temperatures = [None] if learned else [float(t) for t in axis_temperatures]
                     hp = self.hparams(pair, method, transform)
                     default_weight = float(hp["kd_weight"] if "kd_weight" in hp else _library_default(method, "kd_weight"))
-                    for weight in grid.get("kd_weights", ["default"]):
+                    for weight in axis_weights:
                         kd_weight = default_weight if weight == "default" else float(weight)
                         for temperature in temperatures:
                             for seed in grid["seeds"]:
@@ -133,10 +142,35 @@ class Experiment:
                                   "its CE baseline would be ambiguous")
         return [(s, int(seed)) for s in optims for seed in self.config["grid"]["seeds"]]
 
+    @property
+    def group_size(self) -> int:
+        return int(self.config.get("execution", {}).get("group_size", 1))
+
+    def groups(self) -> dict[str, list[Cell]]:
+        """Cells trained together in one job when ``execution.group_size > 1``.
+
+        A group shares pair, seed and method, hence teacher, data, batches and input views (so an MLKD group's
+        strong augmentation is not paid by KD cells); groups are chunks of at most ``group_size`` cells in grid
+        order. Keys are marker paths relative to the results folder: ``groups/<pair>/seed<s>/<method>-g<k>``.
+        """
+        by_key: dict[tuple[str, int, str], list[Cell]] = {}
+        for cell in self.cells():
+            by_key.setdefault((cell.pair, cell.seed, cell.method), []).append(cell)
+        size = max(self.group_size, 1)
+        out = {}
+        for (pair, seed, method), cells in by_key.items():
+            for k in range(0, len(cells), size):
+                out[f"groups/{pair}/seed{seed}/{method}-g{k // size}"] = cells[k:k + size]
+        return out
+
+    def group_payload(self, key: str) -> list[dict[str, Any]]:
+        """``[{"spec": ..., "out": ...}]`` for ``lskd distill-group``."""
+        return [{"spec": self.cell_spec(c), "out": self.run_dir(c.path)} for c in self.groups()[key]]
+
     # ------------------------------------------------------------------ run specs
     def _common(self) -> dict[str, Any]:
         ex = self.config.get("execution", {})
-        return {k: ex[k] for k in ("device", "threads", "amp", "channels_last") if k in ex}
+        return {k: ex[k] for k in ("device", "threads", "amp", "channels_last", "compile") if k in ex}
 
     def _data(self, train_subset: Any) -> dict[str, Any]:
         d = self.config["dataset"]
