@@ -70,15 +70,11 @@ def standardize(
     if kind == "none":
         return logits
     z = as_float(logits)
-    mean = z.mean(dim=-1, keepdim=True)
-    centered = z - mean
     if kind == "center":
-        return centered
-    # std from the centered values: one pass fewer and identical to torch.std's two-pass formula
-    dof = z.shape[-1] - 1 if std == "unbiased" else z.shape[-1]
-    var = centered.square().sum(dim=-1, keepdim=True) / dof
+        return z - z.mean(dim=-1, keepdim=True)
+    var, mean = torch.var_mean(z, dim=-1, keepdim=True, correction=1 if std == "unbiased" else 0)
     # clamping keeps d sqrt / d var finite for constant vectors (var = 0); values above `tiny` are unchanged
     sd = var.clamp_min(torch.finfo(var.dtype).tiny).sqrt()
     if kind == "scale":
         return z / (sd + eps)
-    return centered / (sd + eps)
+    return (z - mean) / (sd + eps)
