@@ -61,8 +61,11 @@ def test_smoke_pipeline_produces_every_table(smoke_run):
         assert len(table) > 0, name
     headline = pd.read_csv(tables / "headline.csv")
     assert {"kd", "dkd", "ctkd", "mlkd"} <= set(headline["method"])
-    for run_dir in runs["run_dir"]:
-        assert (Path(smoke_run) / run_dir / "logit_stats.safetensors").exists() or Path(run_dir, "logit_stats.safetensors").exists()
+    from lskd.analysis import read_run_stats
+
+    for run_dir in runs["run_dir"]:  # paths relative to the workflow's working directory
+        stats = read_run_stats(smoke_run / run_dir / "logit_stats.safetensors")
+        assert len(stats) == 300 and stats["std"].notna().all(), run_dir
 
 
 def test_smoke_pipeline_writes_a_self_contained_report(smoke_run):

@@ -9,7 +9,6 @@ from its last epoch checkpoint continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
