@@ -53,7 +53,7 @@ def test_killed_distillation_resumes_to_identical_metrics(tmp_path, teacher, sig
     proc.wait(timeout=60)
     assert proc.returncode != 0
     assert not (killed / "metrics.json").exists() and (killed / STATE).exists()
-    rerun = subprocess.run(_distill(teacher, killed), capture_output=True, text=True)
+    rerun = subprocess.run(_distill(teacher, killed), check=False, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming after epoch" in rerun.stderr
     assert (full / "metrics.json").read_bytes() == (killed / "metrics.json").read_bytes()
@@ -81,17 +81,49 @@ def test_a_crafted_pickle_is_refused_and_its_code_never_runs(tmp_path, fmt):
     assert not marker.exists()
 
 
-def test_a_crafted_checkpoint_state_is_refused_on_resume(tmp_path, teacher):
-    from lskd.engine import DataSpec, OptimSpec, RunSpec, train_one
+def _plant_crafted_checkpoint(out: Path, marker: Path, *, forge_for: str | None) -> None:
+    """A checkpoint whose state is a pickle that would run code; optionally with a manifest whose hashes match."""
+    import hashlib
+    import json
 
-    marker = tmp_path / "pwned"
-    out = tmp_path / "run"
+    from lskd.engine.checkpoint import MANIFEST, WEIGHTS, _seal
+
     (out / "checkpoint").mkdir(parents=True)
-    torch.save({"weights": torch.zeros(1)}, out / "checkpoint/last.safetensors")  # present but irrelevant
+    torch.save({"weights": torch.zeros(1)}, out / WEIGHTS)
     with open(out / STATE, "wb") as fh:
         pickle.dump({"epoch": _Exploit(marker)}, fh)
-    spec = RunSpec(model=SMALL_STUDENT, data=DataSpec(name="digits", train_subset=200, test_subset=100),
+    if forge_for is not None:  # the attacker also writes a manifest whose hashes match, for this run's spec
+        digest = {k: hashlib.sha256((out / p).read_bytes()).hexdigest() for k, p in (("weights", WEIGHTS), ("state", STATE))}
+        body = {"epoch": 1, "fingerprint": forge_for, "sha256": digest}
+        (out / MANIFEST).write_text(json.dumps({**body, "seal": _seal(body)}))
+
+
+def _tiny_spec():
+    from lskd.engine import DataSpec, OptimSpec, RunSpec
+
+    return RunSpec(model=SMALL_STUDENT, data=DataSpec(name="digits", train_subset=200, test_subset=100),
                    optim=OptimSpec(epochs=1, batch_size=32), threads=1)
-    with pytest.raises(pickle.UnpicklingError):
+
+
+def test_a_crafted_checkpoint_without_checksums_is_never_unpickled(tmp_path, capfd):
+    """Failure: a planted pickle in checkpoint/ (no manifest). Behaviour: skipped unread, the run starts over."""
+    from lskd.engine import train_one
+
+    marker, out = tmp_path / "pwned", tmp_path / "run"
+    _plant_crafted_checkpoint(out, marker, forge_for=None)
+    metrics = train_one(_tiny_spec(), out, progress=False)
+    assert metrics["last"]["epoch"] == 1 and not marker.exists()
+    assert "skipping unusable checkpoint files" in capfd.readouterr().err
+
+
+def test_a_crafted_checkpoint_with_a_forged_manifest_is_refused(tmp_path):
+    """Failure: a planted pickle whose manifest hashes match. Behaviour: weights_only refuses it, no code runs."""
+    from lskd.engine import train_one
+    from lskd.engine.checkpoint import CheckpointError
+
+    marker, out = tmp_path / "pwned", tmp_path / "run"
+    spec = _tiny_spec()
+    _plant_crafted_checkpoint(out, marker, forge_for=spec.fingerprint())
+    with pytest.raises(CheckpointError, match="cannot be read with weights_only=True"):
         train_one(spec, out, progress=False)
     assert not marker.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -50,3 +51,12 @@ def write_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return load_file(str(path))
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

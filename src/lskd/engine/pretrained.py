@@ -23,7 +23,12 @@ from lskd.engine.evaluate import create_model, predict
 from lskd.engine.io import read_tensors, write_json
 from lskd.engine.metrics import classification_metrics
 from lskd.engine.spec import RunSpec
-from lskd.engine.trainer import is_finished, resolve_device, write_final_outputs, write_spec_record
+from lskd.engine.trainer import (
+    is_finished,
+    resolve_device,
+    write_final_outputs,
+    write_spec_record,
+)
 from lskd.teachers import cache_dir, fetch_member, resolve_checksums
 
 FORMATS = ("safetensors", "state_dict", "mdistiller")
@@ -72,7 +77,7 @@ def load_state_dict(path: Path, fmt: str) -> dict[str, torch.Tensor]:
         return read_tensors(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError, legacy tar layout, ...: never retried without weights_only
+    except Exception as err:  # noqa: BLE001  (UnpicklingError, legacy tar layout, ...: never retried unsafely)
         raise ValueError(f"{path} cannot be read as a torch checkpoint with weights_only=True "
                          f"(lskd never unpickles arbitrary objects): {err}") from None
     if fmt == "mdistiller":

@@ -10,6 +10,7 @@ from its last epoch checkpoint continues exactly as if it had never stopped.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,18 @@ class DivergenceError(RuntimeError):
     """A loss or logits became NaN/Inf; the message names the cell, epoch and step."""
 
 
+class DeviceUnavailableError(RuntimeError):
+    """A CUDA device was requested on a machine where torch sees none."""
+
+
+class TeacherMismatchError(ValueError):
+    """The teacher run folder does not fit the student's data (classes, channels, dataset) or its own spec."""
+
+
+class OutputNotWritableError(OSError):
+    """A run folder cannot be created or written; raised before any data is loaded."""
+
+
 @dataclass
 class Student:
     """One run inside a (possibly single-member) group."""
@@ -63,8 +76,15 @@ def resolve_device(requested: str) -> torch.device:
     """``cpu``, ``cuda[:N]`` or ``auto``; asking for CUDA on a machine without it fails with a clear message."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and torch.cuda.is_available() and requested[5:].isdigit() \
+            and int(requested[5:]) >= torch.cuda.device_count():
+        raise DeviceUnavailableError(f"device {requested!r} requested but torch sees {torch.cuda.device_count()} GPU(s) "
+                                     "here (cuda:0 ...); check CUDA_VISIBLE_DEVICES or use device: cuda")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {requested!r} requested but no CUDA GPU is visible to torch here; use device: cpu or auto")
+        raise DeviceUnavailableError(
+            f"device {requested!r} requested but no CUDA GPU is visible to torch here (torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda or 'none'}); use device: auto (falls back to the CPU) or cpu, or run "
+            "the job on a GPU node")
     return torch.device(requested)
 
 
@@ -91,12 +111,35 @@ def _views(methods: list[DistillationMethod]) -> tuple[str, ...]:
     return tuple(views)
 
 
-def _load_teacher(spec: RunSpec, device: torch.device) -> nn.Module | None:
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` and a probe file in it, so a read-only or full output folder fails before any compute."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        raise OutputNotWritableError(
+            f"output folder {out_dir} is not writable ({err.strerror or err}); choose another output folder "
+            "(--out, or results: in the config) or fix its permissions") from None
+
+
+def _load_teacher(spec: RunSpec, device: torch.device, num_classes: int, in_chans: int) -> nn.Module | None:
+    """The frozen teacher of ``spec``; a teacher that does not fit the student's data is refused before training."""
     if not spec.teacher_dir:
         return None
-    teacher, record = load_run_model(spec.teacher_dir, device)
+    try:
+        teacher, record = load_run_model(spec.teacher_dir, device)
+    except RuntimeError as err:  # load_state_dict: weights of another architecture or class count
+        first = str(err).strip().splitlines()
+        raise TeacherMismatchError(f"teacher {spec.teacher_dir}: model.safetensors does not fit the architecture its spec.json "
+                         f"names: {' '.join(first[:3])}") from None
     if record["spec"]["data"]["name"] != spec.data.name:
-        raise ValueError(f"teacher {spec.teacher_dir} was trained on {record['spec']['data']['name']!r}, not {spec.data.name!r}")
+        raise TeacherMismatchError(f"teacher {spec.teacher_dir} was trained on {record['spec']['data']['name']!r}, not {spec.data.name!r}")
+    resolved = record["resolved"]
+    if (resolved["num_classes"], resolved["in_chans"]) != (num_classes, in_chans):
+        raise TeacherMismatchError(f"teacher {spec.teacher_dir} predicts {resolved['num_classes']} classes from "
+                         f"{resolved['in_chans']}-channel images, but the student's data has {num_classes} classes and "
+                         f"{in_chans} channels; use a teacher trained on the same data")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
@@ -115,7 +158,7 @@ def _build_student(spec: RunSpec, out_dir: Path, num_classes: int, in_chans: int
         [*model.parameters(), *method.parameters()],
         lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov,
     )
-    done, history = load_checkpoint(out_dir, model, method, optimizer, spec.fingerprint())
+    done, history = load_checkpoint(out_dir, model, method, optimizer, spec.fingerprint(), label=spec.cell)
     if done:
         print(f"[{spec.cell or out_dir}] resuming after epoch {done}", file=sys.stderr)
     return Student(spec, out_dir, model, method, optimizer, start_epoch=done + 1, history=history)
@@ -173,7 +216,10 @@ def _end_epoch(student: Student, epoch: int, lr: float, seconds: float, test_set
     logits, targets = predict(student.model, test_set, batch_size=spec.optim.eval_batch_size, device=device,
                               amp=spec.amp, channels_last=spec.channels_last)
     if not torch.isfinite(logits).all():
-        raise DivergenceError(f"[{student.name}] non-finite test logits after epoch {epoch}")
+        bad = int((~torch.isfinite(logits)).any(-1).sum())
+        write_json(student.out_dir / "divergence.json", {"epoch": epoch, "step": None, "nonfinite_test_samples": bad})
+        raise DivergenceError(f"[{student.name}] non-finite test logits after epoch {epoch} ({bad} test samples); "
+                              f"diagnostics in {student.out_dir / 'divergence.json'}")
     test = classification_metrics(logits, targets)
     row = {"epoch": epoch, "lr": lr}
     row.update({f"loss_{k}": float(v) / student.seen for k, v in sorted(student.sums.items())})
@@ -231,6 +277,8 @@ def train(specs: list[RunSpec], out_dirs: list[str | Path], *, progress: bool = 
     _check_group(specs)
     out_paths = [Path(d) for d in out_dirs]
     todo = [(s, d) for s, d in zip(specs, out_paths) if not is_finished(s, d)]
+    for _, d in todo:
+        check_writable(d)
     if todo:
         _train_group([s for s, _ in todo], [d for _, d in todo], progress)
     return [read_json(d / "metrics.json") for d in out_paths]
@@ -248,12 +296,17 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> 
     train_set = build_dataset(d.name, "train", root=d.root, views=views, subset=d.train_subset, seed=d.subset_seed, download=d.download)
     test_set = build_dataset(d.name, "test", root=d.root, views=("eval",), subset=d.test_subset, seed=d.subset_seed, download=d.download)
     info = train_set.spec  # for ImageNet stand-ins the classes come from the folder
-    teacher = _load_teacher(first, device)
+    teacher = _load_teacher(first, device, info.num_classes, info.in_chans)
     students = []
     for spec, out in zip(specs, out_dirs):
         out.mkdir(parents=True, exist_ok=True)
         students.append(_build_student(spec, out, info.num_classes, info.in_chans, device))
         write_spec_record(spec, out, students[-1].model, info.num_classes, info.in_chans, device, views)
+    for s in students:
+        if s.start_epoch > s.spec.optim.epochs:  # killed after its last checkpoint, before its final outputs
+            logits, targets = predict(s.model, test_set, batch_size=s.spec.optim.eval_batch_size, device=device,
+                                      amp=s.spec.amp, channels_last=s.spec.channels_last)
+            _finish(s, logits, targets)
     check_every = 1 if device.type == "cpu" else 50
     for epoch in range(min(s.start_epoch for s in students), first.optim.epochs + 1):
         active = [s for s in students if s.start_epoch <= epoch]
