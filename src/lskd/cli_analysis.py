@@ -12,6 +12,15 @@ from pathlib import Path
 
 STATS_FILE = "logit_stats.safetensors"
 TABLES = ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison")
+CLAIM_TABLES = ("claims", "claims_runs")
+
+
+def _floats(text: str) -> list[float]:
+    """``"4.2,1.8,-0.3"`` → ``[4.2, 1.8, -0.3]`` (commas and/or spaces)."""
+    try:
+        return [float(x) for x in text.replace(",", " ").split()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from err
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +34,30 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for the CSV tables")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples for the paired intervals")
+    p = sub.add_parser("claims", help="audit the paper's explanation (logit shift, variance match, relations, "
+                       "authentic evaluation, teacher size, effective temperature) on the runs")
+    p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
+    p.add_argument("--out-dir", type=Path, required=True, help="folder for claims.csv and claims_runs.csv")
+    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples over seeds")
+    p.add_argument("--n-boot-samples", type=int, default=2_000,
+                   help="bootstrap resamples over test samples or students (one seed, one teacher)")
+    p = sub.add_parser("primer", help="plot softmax probabilities against the class for several temperatures",
+                       description="The classic temperature plot, from logits on the command line or from a trained "
+                       "run's test sample (with the dataset's class names). Logits starting with a minus sign "
+                       "need the = form: --logits=-1.5,2,0.3")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--logits", type=_floats, help="comma-separated logits, e.g. 4.2,1.8,0.5,-0.3")
+    src.add_argument("--run", type=Path, help="a finished run folder (e.g. a teacher): use one of its test samples")
+    p.add_argument("--sample", type=int, help="test-sample index for --run (default: a correctly classified "
+                   "sample with top probability near 0.8)")
+    p.add_argument("--classes", help="comma-separated class names for --logits (default: 0 … K-1)")
+    p.add_argument("--temperatures", type=_floats, default=[0.5, 1.0, 2.0, 5.0], help="default 0.5,1,2,5")
+    p.add_argument("--zscore", action="store_true", help="add the z-score standardized logits and their softmax")
+    p.add_argument("--confidence", action="store_true", help="show the top probability per temperature in the legend")
+    p.add_argument("--std", choices=("unbiased", "population"), default="unbiased",
+                   help="z-score std convention: unbiased (official code) or population (paper's Algorithm 1)")
+    p.add_argument("--max-classes", type=int, default=10, help="with more classes, show the largest logits only")
+    p.add_argument("-o", "--out", type=Path, default=Path("primer.png"), help="output image (.png, .svg, .pdf)")
     p = sub.add_parser("bench", help="measure the engine against a per-cell reference loop, grouping and z-score cost")
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--teacher-model", default="cnn_w24d4")
@@ -95,7 +128,13 @@ def _collect(args: argparse.Namespace) -> int:
 def _tables(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from lskd.analysis import grid_table, headline_table, logit_summary_table, paper_comparison, run_summary
+    from lskd.analysis import (
+        grid_table,
+        headline_table,
+        logit_summary_table,
+        paper_comparison,
+        run_summary,
+    )
     from lskd.engine.io import write_text
 
     runs = pd.read_csv(args.runs_csv)
@@ -118,6 +157,77 @@ def _tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claims(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from lskd.analysis.claims import AuditConfig, audit_runs
+    from lskd.engine.io import write_text
+
+    runs = pd.read_csv(args.runs_csv)
+    for record in runs.to_dict("records"):
+        ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
+    claims, per_run = audit_runs(runs, AuditConfig(n_boot=args.n_boot, n_boot_samples=args.n_boot_samples))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in zip(CLAIM_TABLES, (claims, per_run)):
+        write_text(args.out_dir / f"{name}.csv", table.to_csv(index=False))
+        print(f"{name}: {len(table)} rows -> {args.out_dir / f'{name}.csv'}", file=sys.stderr)
+    for row in claims.itertuples(index=False):
+        scope = " → ".join(x for x in (row.teacher, row.student) if x) + (f", {row.method}" if row.method else "")
+        print(f"{row.title} ({row.paper}) [{scope}]: {row.verdict}", file=sys.stderr)
+    return 0
+
+
+def _primer_source(args: argparse.Namespace) -> tuple[list[float], list[str] | None, int | None, str | None]:
+    """(logits, class names, true class, title) from ``--logits``/``--classes`` or ``--run``/``--sample``."""
+    if args.logits is not None:
+        names = [c.strip() for c in args.classes.split(",")] if args.classes else None
+        if names is not None and len(names) != len(args.logits):
+            raise SystemExit(f"lskd primer: {len(names)} class names for {len(args.logits)} logits")
+        return args.logits, names, None, None
+    from lskd.engine.io import read_json, read_tensors
+    from lskd.report.figures_common import dataset_class_names
+    from lskd.report.figures_primer import pick_sample
+
+    path = args.run / "test_logits.safetensors"
+    if not path.exists():
+        raise SystemExit(f"lskd primer: {path} not found (is {args.run} a finished run?)")
+    tensors = read_tensors(path)
+    logits, targets = tensors["logits"].double().numpy(), tensors["targets"].long().numpy()
+    i = pick_sample(logits, targets) if args.sample is None else args.sample
+    if not 0 <= i < len(logits):
+        raise SystemExit(f"lskd primer: --sample {i} out of range (0 … {len(logits) - 1})")
+    spec = read_json(args.run / "spec.json")["spec"]
+    names = dataset_class_names(spec["data"]["name"], logits.shape[1])
+    y = int(targets[i])
+    title = f"{spec['model']}, {spec['data']['name']} test sample #{i} (true class '{names[y]}')"
+    return logits[i].tolist(), names, y, title
+
+
+def _primer(args: argparse.Namespace) -> int:
+    from lskd.report.figures_common import plot_style
+    from lskd.report.figures_primer import draw_primer
+
+    logits, names, true_class, title = _primer_source(args)
+    try:
+        with plot_style():
+            primer = draw_primer(logits, class_names=names, temperatures=args.temperatures, zscore=args.zscore,
+                                 confidence=args.confidence, true_class=true_class, max_classes=args.max_classes,
+                                 std=args.std, title=title)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            primer.figure.savefig(args.out, dpi=130, metadata={"Software": None} if args.out.suffix == ".png" else None)
+    except ValueError as err:
+        raise SystemExit(f"lskd primer: {err}") from err
+    label = names or [str(i) for i in range(len(logits))]
+    best = label[int(max(range(len(logits)), key=lambda k: logits[k]))]
+    if title:
+        print(title)
+    print(f"top class '{best}'; max probability " + ", ".join(f"{p:.3f} at T={t:g}" for t, p in primer.top.items()))
+    if primer.top_zscore is not None:
+        print("after z-score: " + ", ".join(f"{p:.3f} at τ={t:g}" for t, p in primer.top_zscore.items()))
+    print(args.out)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from lskd.report import build_report
 
@@ -135,4 +245,5 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "tables": _tables, "report": _report}
+COMMANDS = {"bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "tables": _tables, "claims": _claims,
+            "primer": _primer, "report": _report}
