@@ -262,10 +262,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from lskd.data import build_dataset, get_spec
-    from lskd.engine import classification_metrics, create_model, load_run_model, predict
+    from lskd.engine import (
+        classification_metrics,
+        create_model,
+        load_run_model,
+        predict,
+        resolve_device,
+    )
     from lskd.engine.io import read_tensors, write_json
 
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     if args.run is not None:
         model, record = load_run_model(args.run, device)
         data = record["spec"]["data"]
@@ -310,8 +316,32 @@ def _cmd_list() -> int:
     return 0
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Failures whose message says what to do: printed as one line, without a traceback."""
+    from lskd.data import DatasetCorruptedError, DatasetNotFoundError
+    from lskd.engine.checkpoint import CheckpointError
+    from lskd.engine.trainer import (
+        DeviceUnavailableError,
+        DivergenceError,
+        OutputNotWritableError,
+        TeacherMismatchError,
+    )
+
+    return (CheckpointError, DatasetCorruptedError, DatasetNotFoundError, DeviceUnavailableError, DivergenceError,
+            OutputNotWritableError, TeacherMismatchError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("train-teacher", "distill", "distill-group", "fetch-teacher", "evaluate"):
+        try:
+            return _dispatch(args)
+        except _user_errors() as err:
+            raise SystemExit(f"lskd {args.command}: error: {err}") from None
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "train-teacher":
         return _cmd_train(args, "ce")
     if args.command == "distill":

@@ -13,12 +13,14 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_classes, make_dataset
+from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 from torchvision.models import ResNet18_Weights
 from torchvision.transforms import v2
 
 from lskd.data.registry import (
     DatasetBuilder,
+    DatasetCorruptedError,
     DatasetNotFoundError,
     DatasetSpec,
     PathLike,
@@ -38,14 +40,33 @@ _HOW_TO = (
 )
 
 
+#: PIL modes whose conversion to 8-bit RGB clips or rescales values (16-bit and float images): refused, since the
+#: result would be a silently wrong picture. 1-bit, grayscale, palette, RGBA and CMYK images are converted to RGB.
+NOT_8BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
 class _PathLoader:
-    """Picklable ``i -> RGB PIL image`` over a list of file paths (works with spawned DataLoader workers)."""
+    """Picklable ``i -> RGB PIL image`` over a list of file paths (works with spawned DataLoader workers).
+
+    Any size is accepted (the views resize and crop); a file that cannot be decoded, is truncated, or holds a
+    16-bit/float image raises :class:`DatasetCorruptedError` naming the file."""
 
     def __init__(self, paths: list[str]) -> None:
         self.paths = paths
 
     def __call__(self, i: int) -> Any:
-        return default_loader(self.paths[i])
+        path = self.paths[i]
+        try:
+            with open(path, "rb") as fh:
+                img = Image.open(fh)
+                if img.mode in NOT_8BIT_MODES:
+                    raise DatasetCorruptedError(
+                        f"{path}: image mode {img.mode!r} is not 8-bit; converting it to RGB would clip its values. "
+                        "Convert the file to an 8-bit JPEG/PNG (e.g. with PIL or ImageMagick) or remove it")
+                return img.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise DatasetCorruptedError(f"{path}: not a readable image ({err}); the file is truncated or corrupted: "
+                                        "replace it (or remove it) and rerun") from None
 
 
 @register_dataset

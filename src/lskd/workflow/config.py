@@ -112,7 +112,13 @@ def check_structure(config: dict[str, Any]) -> None:
         if transform not in config["grid"]["transforms"]:
             raise ConfigError(f"grid.transform_grids.{transform}: transform not in grid.transforms "
                               f"({', '.join(config['grid']['transforms'])})")
+    seen_pairs: dict[tuple[str, str], int] = {}
     for i, pair in enumerate(config["pairs"]):
+        key = (pair["teacher"], pair["student"])
+        if key in seen_pairs:
+            raise ConfigError(f"pairs[{i}]: teacher {key[0]!r} with student {key[1]!r} is already pairs[{seen_pairs[key]}]; "
+                              "list each pair once (per-pair settings go in that entry's optim/methods)")
+        seen_pairs[key] = i
         if pair["teacher"] not in config["teachers"]:
             raise ConfigError(f"pairs[{i}].teacher: unknown teacher {pair['teacher']!r}; defined teachers: "
                               f"{', '.join(config['teachers'])}")
