@@ -127,3 +127,84 @@ def test_a_crafted_checkpoint_with_a_forged_manifest_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="cannot be read with weights_only=True"):
         train_one(spec, out, progress=False)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ the whole pipeline killed and rerun
+ROOT = Path(__file__).resolve().parents[1]
+TINY_PIPELINE = """
+title: kill test
+results: results
+report: report
+dataset: {name: digits, train_subset: 300, test_subset: 100}
+execution: {device: cpu, threads: 1}
+teachers:
+  cnn_w24d4: {model: cnn_w24d4, optim: {epochs: 1, batch_size: 64, lr: 0.05, schedule: cosine}}
+student_optim: {epochs: 3, batch_size: 32, lr: 0.05, schedule: cosine}
+pairs: [{teacher: cnn_w24d4, student: cnn_w8d3}]
+grid: {methods: [kd], transforms: [none, zscore], temperatures: [4], seeds: [0]}
+methods: {kd: {hparams: {ce_weight: 0.1, kd_weight: 0.9}, transforms: {zscore: {kd_weight: 9}}}}
+"""
+
+
+def _snakemake(*args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", *args, "--configfile", "configs/kill.yaml"]  # nargs=+: last
+
+
+def _pipeline_env() -> dict[str, str]:
+    return dict(os.environ, HF_HUB_OFFLINE="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def _tree_hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() + f"@{p.stat().st_mtime_ns}"
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_killed_pipeline_reruns_only_unfinished_jobs(tmp_path):
+    """Failure: the whole pipeline (Snakemake and its running job) is SIGKILLed mid-way, as when a node dies.
+    Behaviour: after `snakemake --unlock` (Snakemake's own lock survives a SIGKILL), the rerun redoes only the
+    unfinished jobs, the interrupted one resumes from its checkpoint, and every finished run folder keeps the same
+    bytes and modification times."""
+    import shutil
+
+    for name in ("Snakefile", "workflow"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs/kill.yaml").write_text(TINY_PIPELINE)
+    target = "results/tables/runs.csv"
+    runs = tmp_path / "results/runs"
+    proc = subprocess.Popen(_snakemake(target, "--cores", "1"), cwd=tmp_path, env=_pipeline_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while True:  # kill once two runs are finished and a third has written its first epoch checkpoint
+            finished = [p.parent for p in runs.rglob("metrics.json")] if runs.exists() else []
+            midway = [p.parents[1] for p in runs.rglob(STATE.split("/")[-1])] if runs.exists() else []
+            if len(finished) >= 2 and midway:
+                break
+            assert proc.poll() is None and time.time() < deadline, "the pipeline ended before it could be killed"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    interrupted = midway[0]
+    before = {str(d): _tree_hashes(d) for d in finished}
+    assert not (interrupted / "metrics.json").exists()
+
+    unlock = subprocess.run(_snakemake("--unlock"), cwd=tmp_path, env=_pipeline_env(), check=False,
+                            capture_output=True, text=True, timeout=120)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    rerun = subprocess.run(_snakemake(target, "--cores", "2"), cwd=tmp_path, env=_pipeline_env(),
+                           check=False, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert {str(d): _tree_hashes(d) for d in finished} == before  # finished folders untouched
+    assert (interrupted / "metrics.json").exists() and (tmp_path / target).exists()
+    rel = interrupted.relative_to(runs)
+    log = tmp_path / "logs" / ("" if rel.parts[0] in ("baselines", "teachers") else "runs") / f"{rel}.log"
+    assert "resuming after epoch" in log.read_text(), log.read_text()[-2000:]
+    dry = subprocess.run(_snakemake(target, "-n"), cwd=tmp_path, env=_pipeline_env(), check=False,
+                         capture_output=True, text=True, timeout=120)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
