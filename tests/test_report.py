@@ -19,11 +19,12 @@ from lskd.analysis import (
     run_summary,
     write_run_stats,
 )
+from lskd.analysis.claims import AuditConfig, audit_runs
 from lskd.engine import DataSpec, OptimSpec, RunSpec, train
 from lskd.report import Figure, build_report, make_figures
 from lskd.report import figures_common
-from lskd.report.figures import FIGURES
-from lskd.report.render import SECTIONS, md_table
+from lskd.report.figures import CLAIM_PREFIX, FIGURES
+from lskd.report.render import CLAIMS_SECTION, SECTIONS, md_escape, md_table
 
 TEACHER, STUDENT = "cnn_w24d4", "cnn_w8d3"
 PAIR_DIR = f"{TEACHER}__{STUDENT}"
@@ -36,6 +37,9 @@ CONFIG = {
              "kd_weights": [0.9, 9], "seeds": [0, 1]},
 }
 REPO = Path(__file__).resolve().parents[1]
+#: Figures the digits fixture cannot support: it has one teacher, so teacher size is not applicable.
+NOT_DRAWN = {f"{CLAIM_PREFIX}teacher_size"}
+DRAWN = [name for name in FIGURES if name not in NOT_DRAWN]
 
 
 def _spec(model: str, method: str = "ce", *, seed: int = 0, teacher: Path | None = None, epochs: int = 2,
@@ -71,8 +75,10 @@ def write_tables(results: Path, dirs: list[Path]) -> None:
         write_run_stats(d, d / "logit_stats.safetensors")
     summaries = [run_summary(r["run_dir"], Path(r["run_dir"]) / "logit_stats.safetensors", record=r)
                  for r in runs.to_dict("records")]
+    claims, claims_runs = audit_runs(runs, AuditConfig(n_boot=2000, n_boot_samples=500))
     tables = {"runs": runs, "headline": headline_table(runs, n_boot=2000), "grid": grid_table(runs),
-              "logit_summary": logit_summary_table(summaries, level="setting"), "paper_comparison": paper_comparison(runs)}
+              "logit_summary": logit_summary_table(summaries, level="setting"), "paper_comparison": paper_comparison(runs),
+              "claims": claims, "claims_runs": claims_runs}
     (results / "tables").mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         df.to_csv(results / "tables" / f"{name}.csv", index=False)
@@ -117,7 +123,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 # ------------------------------------------------------------------ figures
 def test_make_figures_draws_every_figure_the_grid_supports(results, tmp_path):
     figures = make_figures(results, tmp_path / "figures", CONFIG)
-    assert [f.name for f in figures] == list(FIGURES)
+    assert [f.name for f in figures] == DRAWN
     for f in figures:
         assert isinstance(f, Figure) and f.path == tmp_path / "figures" / f"{f.name}.png"
         width, height = _png_size(f.path)
@@ -167,15 +173,16 @@ def test_report_has_every_section_table_and_figure(report):
     md = md_path.read_text()
     assert md_path.name == "report.md" and html_path.name == "report.html"
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
-    assert headings == list(SECTIONS)
+    assert headings == list(SECTIONS) and CLAIMS_SECTION in SECTIONS
     for header in ("| pair | method | logits | T | w | settings | n | last top-1 | best top-1 | vs raw, last",
                    "| role | model | parameters | n | last top-1 | best top-1 |",
                    "| pair | method | logits | T | w | n | last top-1 | best top-1 | reported |",
                    "| pair | method | logits | T | w | n | top-1 agrees with teacher (%) |",
                    "| paper: dataset | method | pairs |",
-                   "| method | logits | T | KD weight | other hyper-parameters |"):
+                   "| method | logits | T | KD weight | other hyper-parameters |",
+                   "| claim | paper | scope | statistic θ | θ (95% CI) | predicted | n | verdict |"):
         assert header in md, header
-    for name in FIGURES:
+    for name in DRAWN:
         assert f"](figures/{name}.png)" in md and (md_path.parent / "figures" / f"{name}.png").exists()
     assert "snakemake --cores 2" in md and "95% interval" in md and "last-epoch" in md
     assert "context only, not compared with ours" in md  # digits matches no row of the paper
@@ -187,7 +194,7 @@ def test_summary_quotes_the_headline_difference(report, results):
     kd = head[(head["method"] == "kd") & (head["transform"] == "zscore")].iloc[0]
     summary = md.split("## Setup")[0]
     assert f"KD z-score − raw = {kd['diff_last_mean']:+.2f} points" in summary
-    assert f"[{kd['diff_last_lo']:+.2f}, {kd['diff_last_hi']:+.2f}]" in summary
+    assert md_escape(f"[{kd['diff_last_lo']:+.2f}, {kd['diff_last_hi']:+.2f}]") in summary
     teacher = pd.read_csv(results / "tables" / "runs.csv").query("role == 'teacher'")["last_top1"].iloc[0]
     assert f"{teacher:.2f}%" in summary
 
@@ -198,7 +205,7 @@ def test_html_is_self_contained(report):
                           flags=re.I)
     assert external == []
     assert not re.search(r"<(?:link|script|iframe)\b", html, flags=re.I)
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)) == len(FIGURES)
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)) == len(DRAWN)
     assert 'src="figures/' not in html and "<style>" in html and "<table>" in html
     assert report[1].stat().st_mode & 0o044 == 0o044  # readable by others
 
@@ -215,6 +222,26 @@ def test_html_escapes_title_and_class_names(report):
 def test_md_table_escapes_cells():
     table = md_table([["a|b", "<b>x</b>", None]], ["h1", "h2", "h3"])
     assert table.splitlines() == ["| h1 | h2 | h3 |", "|---|---|---|", "| a\\|b | &lt;b&gt;x&lt;/b&gt; |  |"]
+
+
+def test_claims_section_has_every_claim_with_its_verdict_and_figure(report, results):
+    md = report[0].read_text()
+    section = md.split(f"## {CLAIMS_SECTION}\n", 1)[1].split("\n## ", 1)[0]
+    claims = pd.read_csv(results / "tables" / "claims.csv")
+    from lskd.analysis.claims import CLAIMS
+
+    for i, claim in enumerate(CLAIMS.values(), start=1):
+        assert f"### Claim {i}. {claim.title} ({claim.paper})" in section, claim.id
+    for row in claims.itertuples(index=False):
+        assert f"**{row.verdict}**" in section and md_escape(row.evidence.split(";")[0]) in section
+    teacher_size = claims[claims["claim"] == "teacher_size"].iloc[0]
+    assert teacher_size["verdict"] == "not applicable" and "one teacher" in teacher_size["evidence"]
+    assert "No figure: the claim is not applicable to this config." in section
+    numbers = [int(n) for n in re.findall(r"^#+ Figure (\d+)\.", md, flags=re.MULTILINE)]
+    assert numbers == list(range(1, len(DRAWN) + 1))  # claim figures continue the numbering
+    # the paired statistics behind claims 1-3 come from seeds 0 and 1
+    kd_shift = claims[(claims["claim"] == "logit_shift") & (claims["method"] == "kd")].iloc[0]
+    assert kd_shift["n"] == 2 and kd_shift["unit"] == "seeds" and "over 2 seeds" in kd_shift["test"]
 
 
 def test_every_figure_has_a_snakemake_caption():

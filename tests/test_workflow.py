@@ -80,6 +80,16 @@ def test_smoke_pipeline_writes_a_self_contained_report(smoke_run):
         assert re.search(rf"^#+ .*{table}", md, re.M | re.I), table
     figures = sorted((report / "figures").glob("*.png"))
     assert len(figures) >= 5
+    section = md.split("## Does the paper's explanation hold here?\n", 1)[1].split("\n## ", 1)[0]
+    assert "| claim | paper | scope | statistic θ | θ (95% CI) | predicted | n | verdict |" in section
+    claims = pd.read_csv(smoke_run / "results/tables/claims.csv")
+    assert set(claims["claim"]) == {"logit_shift", "variance_match", "relations", "authentic_eval", "teacher_size",
+                                    "effective_temp"}
+    assert claims.set_index("claim").loc["teacher_size", "verdict"] == "not applicable"  # one teacher
+    assert (claims.loc[claims["claim"] == "logit_shift", "unit"] == "seeds").all()
+    for name in ("logit_shift", "variance_match", "relations", "authentic_eval", "effective_temp"):
+        assert f"](figures/claim_{name}.png)" in section, name
+    assert len(pd.read_csv(smoke_run / "results/tables/claims_runs.csv")) == (3 * 2 * 2 + 2) * 2
     for fig in figures:
         assert f"figures/{fig.name}" in md
     assert html.count("data:image/png;base64") >= len(figures)
@@ -96,7 +106,8 @@ def test_snakemake_report_collects_figures_and_tables(smoke_run):
     out = _snakemake(smoke_run, "--report", "report/snakemake-report.html", "--configfile", "configs/smoke.yaml")
     assert out.returncode == 0, out.stderr[-2000:]
     page = (smoke_run / "report/snakemake-report.html").read_text()
-    for item in ("accuracy_vs_temperature.png", "headline.csv", "report.html", "Figures", "Tables"):
+    for item in ("accuracy_vs_temperature.png", "headline.csv", "claims.csv", "claim_logit_shift.png", "report.html",
+                 "Figures", "Tables"):
         assert item in page, item
 
 

@@ -41,3 +41,28 @@ rule tables:
         runtime=RESOURCES["analysis"]["runtime"],
     shell:
         "lskd tables --runs-csv {input.runs} --out-dir {params.out} > {log} 2>&1"
+
+
+# The claims audit (lskd.analysis.claims): the paper's explanation tested on every run, after `tables` has
+# written each run's per-sample logit statistics.
+CLAIM_TABLES = [f"{R}/tables/claims.csv", f"{R}/tables/claims_runs.csv"]
+
+
+rule claims:
+    input:
+        runs=rules.collect.output.runs,
+        tables=rules.tables.output,
+    output:
+        claims=report(CLAIM_TABLES[0], caption="../report/tables.rst", category="Tables"),
+        runs=report(CLAIM_TABLES[1], caption="../report/tables.rst", category="Tables"),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/claims.log",
+    params:
+        out=lambda w, output: os.path.dirname(output.claims),
+    resources:
+        mem_mb=RESOURCES["analysis"]["mem_mb"],
+        runtime=RESOURCES["analysis"]["runtime"],
+    shell:
+        "lskd claims --runs-csv {input.runs} --out-dir {params.out} > {log} 2>&1"

@@ -1,6 +1,7 @@
 rule report:
     input:
         tables=TABLES,
+        claims=CLAIM_TABLES,
     output:
         md=f"{REPORT_DIR}/report.md",
         html=report(f"{REPORT_DIR}/report.html", caption="../report/report.rst", category="Report"),

@@ -15,6 +15,8 @@ logit_mean_std                 per-sample logit mean vs std: teacher, KD and KD+
 class_logit_difference         average teacher − student logit per true class, raw and z-scored (Fig. 3)
 confidence_calibration         max-probability of correct vs wrong predictions, reliability diagram, ECE
 logit_primer                   one teacher sample's logits, softmax at T ∈ {0.5, 1, 2, 5}, and after z-score
+claim_<id>                     one per claim of the audit (:data:`lskd.report.figures_claims.CLAIM_FIGURES`),
+                               shown in the report's "Does the paper's explanation hold here?" section
 =============================  =======================================================================
 """
 
@@ -25,11 +27,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lskd.report.figures_accuracy import accuracy_vs_temperature, kd_weight_temperature_heatmap, training_curves
+from lskd.report.figures_accuracy import (
+    accuracy_vs_temperature,
+    kd_weight_temperature_heatmap,
+    training_curves,
+)
+from lskd.report.figures_claims import CLAIM_FIGURES
 from lskd.report.figures_common import Figure, Results, load_results, plot_style
-from lskd.report.figures_logits import class_logit_difference, confidence_calibration, logit_mean_std
+from lskd.report.figures_logits import (
+    class_logit_difference,
+    confidence_calibration,
+    logit_mean_std,
+)
 from lskd.report.figures_primer import logit_primer
 
+#: File-name prefix of the claim figures.
+CLAIM_PREFIX = "claim_"
 #: Figure name → function, in report order.
 FIGURES: dict[str, Callable[[Results, Path], Figure | None]] = {
     "accuracy_vs_temperature": accuracy_vs_temperature,
@@ -39,6 +52,7 @@ FIGURES: dict[str, Callable[[Results, Path], Figure | None]] = {
     "class_logit_difference": class_logit_difference,
     "confidence_calibration": confidence_calibration,
     "logit_primer": logit_primer,
+    **{f"{CLAIM_PREFIX}{claim}": draw for claim, draw in CLAIM_FIGURES.items()},
 }
 
 
@@ -70,4 +84,4 @@ def make_figures(results_dir: Path, out_dir: Path, config: dict[str, Any]) -> li
     return draw_figures(load_results(results_dir, config), out_dir)
 
 
-__all__ = ["FIGURES", "Figure", "draw_figures", "make_figures"]
+__all__ = ["CLAIM_PREFIX", "FIGURES", "Figure", "draw_figures", "make_figures"]

@@ -20,8 +20,11 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from lskd.analysis import PAPER_PROTOCOL, SELECTION_NOTE, paper_context_table
+from lskd.analysis.claim_verdicts import VERDICTS
+from lskd.analysis.claims import CLAIMS
 from lskd.engine.io import write_text
-from lskd.report.figures import draw_figures
+from lskd.report.figures import CLAIM_PREFIX, draw_figures
+from lskd.report.figures_claims import claims_tables
 from lskd.report.figures_common import (
     PAIR,
     Figure,
@@ -35,7 +38,8 @@ from lskd.report.figures_common import (
 )
 
 #: Top-level sections of the report, in order (after the title and the summary paragraph).
-SECTIONS = ("Setup", "Results", "Figures", "Background", "Limitations", "Reproduce")
+CLAIMS_SECTION = "Does the paper's explanation hold here?"
+SECTIONS = ("Setup", "Results", "Figures", CLAIMS_SECTION, "Background", "Limitations", "Reproduce")
 #: Logit-summary columns shown: (column stem in ``logit_summary.csv``, header, digits).
 LOGIT_COLUMNS = (
     ("top1_agree", "top-1 agrees with teacher (%)", 1), ("student_std", "student logit std", 2),
@@ -47,10 +51,11 @@ LOGIT_COLUMNS = (
 
 # ---------------------------------------------------------------------------------------------- text helpers
 def md_escape(value: Any) -> str:
-    """Text safe for Markdown that becomes HTML: ``& < >`` as entities (pre-rendered ``Markup`` passes as is)."""
+    """Text safe for Markdown that becomes HTML: ``& < >`` as entities and ``[ ]`` backslash-escaped, so a value
+    cannot open a tag, a link or an image (pre-rendered ``Markup`` passes as is)."""
     if isinstance(value, Markup):
         return str(value)
-    return html.escape("" if value is None else str(value), quote=False)
+    return html.escape("" if value is None else str(value), quote=False).replace("[", "\\[").replace("]", "\\]")
 
 
 def md_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> Markup:
@@ -158,6 +163,62 @@ def paper_md(df: pd.DataFrame) -> tuple[str, Markup]:
     header = ["paper: dataset", "method", "pairs", "paper: raw top-1 (mean)", "paper: z-score top-1 (mean)",
               "paper: LS gain (mean)", "paper: LS gain (range)"]
     return note, md_table(rows, header)
+
+
+def _scope(row: Any) -> str:
+    if row["student"] and not is_missing(row["student"]):
+        scope = f"{row['teacher']} → {row['student']}"
+        return scope + (f", {method_label(row['method'])}" if row["method"] and row["method"] != "all"
+                        and not is_missing(row["method"]) else ", all students")
+    return str(row["teacher"]) if row["teacher"] and not is_missing(row["teacher"]) else str(row["dataset"] or "—")
+
+
+def _estimate(row: Any) -> str:
+    if row["verdict"] == "not applicable" or is_missing(row["estimate"]):
+        return ""
+    f = ".3f" if row["claim"] == "effective_temp" else "+.3f"  # a ratio, compared with the grid step
+    if is_missing(row["lo"]) or is_missing(row["hi"]):
+        return f"{row['estimate']:{f}} (no interval)"
+    return f"{row['estimate']:{f}} [{row['lo']:{f}}, {row['hi']:{f}}]"
+
+
+def _prediction(row: Any) -> str:
+    if is_missing(row["threshold"]) or not row["direction"] or is_missing(row["direction"]):
+        return ""
+    f = ".3g" if row["claim"] == "effective_temp" else "+.3g"
+    return f"{'>' if row['direction'] == 'above' else '<'} {row['threshold']:{f}}"
+
+
+def claims_md(df: pd.DataFrame) -> Markup:
+    """The claims table: one row per claim and scope with its statistic, interval, prediction and verdict."""
+    rows = [[f"{CLAIMS[r['claim']].title}", r["paper"], _scope(r), r["statistic"], _estimate(r), _prediction(r),
+             "" if r["verdict"] == "not applicable" else f"{int(r['n'])} {r['unit']}", f"**{r['verdict']}**"]
+            for _, r in df.iterrows()]
+    return md_table(rows, ["claim", "paper", "scope", "statistic θ", "θ (95% CI)", "predicted", "n", "verdict"])
+
+
+def claims_context(res: Results, figures: Sequence[Figure], first_number: int, figures_dir: str = "figures") -> dict[str, Any]:
+    """The claims section: intro, table, and per claim its statement, rows (verdict, evidence, test) and figure
+    (numbered from ``first_number``) or why there is none."""
+    df, _ = claims_tables(res)
+    by_name = {f.name: f for f in figures}
+    counts = df["verdict"].value_counts()
+    items, number = [], first_number
+    for claim in CLAIMS.values():
+        rows = df[df["claim"] == claim.id]
+        figure = by_name.get(f"{CLAIM_PREFIX}{claim.id}")
+        fig_ctx = None
+        if figure is not None:
+            fig_ctx = {"number": number, "title": figure.title, "caption": figure.caption,
+                       "src": Markup(f"{figures_dir}/{figure.path.name}")}
+            number += 1
+        items.append({
+            "title": claim.title, "paper": claim.paper, "statement": claim.statement, "figure": fig_ctx,
+            "rows": [{"scope": _scope(r), "verdict": r["verdict"], "evidence": r["evidence"],
+                      "test": "" if is_missing(r["test"]) else r["test"]} for _, r in rows.iterrows()],
+        })
+    tally = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
+    return {"table": claims_md(df), "entries": items, "tally": tally}
 
 
 # ---------------------------------------------------------------------------------------------- prose
@@ -294,7 +355,9 @@ def limitations(res: Results) -> list[str]:
     out.append(f"Selection on the test set: {SELECTION_NOTE}. Without a validation split the reported setting is "
                "optimistically biased, for raw and standardized logits alike.")
     out.append("The logit statistics and the per-sample figures describe one setting and one seed (named in each "
-               "caption) at the last epoch; they illustrate, they do not test, the paper's explanation.")
+               "caption) at the last epoch; they illustrate the paper's explanation. The claims audit tests it, "
+               "with intervals over seeds where there are several; with one seed, one teacher or a handful of "
+               "students its intervals capture sample noise only, as each row's test says.")
     return out
 
 
@@ -311,6 +374,7 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
                                        else paper_context_table())
     logit = tables.get("logit_summary")
     names = [f.name for f in figures]
+    general = [f for f in figures if not f.name.startswith(CLAIM_PREFIX)]
     context = {
         "title": res.config.get("title") or "Logit standardization in knowledge distillation",
         "summary": summary_text(res),
@@ -329,7 +393,9 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
                        else "Not available: logit_summary.csv has not been written."),
         "paper_note": paper_note,
         "figures": [{"title": f.title, "caption": f.caption, "src": Markup(f"{figures_dir}/{f.path.name}")}
-                    for f in figures],
+                    for f in general],
+        "claims": claims_context(res, figures, len(general) + 1, figures_dir),
+        "claims_section": CLAIMS_SECTION,
         "primer": names.index("logit_primer") + 1 if "logit_primer" in names else None,
         "limitations": limitations(res),
         "reproduce": Markup(f"pip install -e .\n{command}\n"
@@ -380,4 +446,4 @@ def build_report(results_dir: Path, report_dir: Path, config: dict[str, Any], *,
     return md_path, html_path
 
 
-__all__ = ["SECTIONS", "build_report", "md_escape", "md_table", "render_html", "render_markdown"]
+__all__ = ["CLAIMS_SECTION", "SECTIONS", "build_report", "claims_md", "md_escape", "md_table", "render_html", "render_markdown"]
