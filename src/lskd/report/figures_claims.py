@@ -185,6 +185,7 @@ def claim_variance_match(res: Results, out_dir: Path) -> Figure | None:
             data = pd.concat(frames)
             data = data[np.isfinite(data["ratio"]) & (data["ratio"] > 0)]
             sns.boxplot(data, x="method", y="ratio", hue="logits", log_scale=True, fliersize=1,
+                        order=[method_label(m) for m in _methods(res, sel)],
                         palette={transform_label(t): COLORS[t] for t in TRANSFORMS}, ax=ax)
         ax.axhline(1.0, color="black", ls="--", lw=1)
         ax.set(title="(b) σ(z)/σ(v) per test sample (smallest seed)", ylabel="σ(z) / σ(v)", xlabel="")
