@@ -15,6 +15,15 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def zscore(x: np.ndarray, ddof: int = 1, eps: float = 1e-7) -> np.ndarray:
+    """lskd's z-score: ``(x - m) / sqrt(s_pop² + eps²) · sqrt((K - ddof) / K)``, i.e. the standard deviation with
+    ``ddof`` and ``eps²·K/(K - ddof)`` under the square root (see ``lskd.losses.transforms``)."""
+    k = x.shape[-1]
+    var = x.var(axis=-1, ddof=ddof, keepdims=True)
+    return (x - x.mean(axis=-1, keepdims=True)) / np.sqrt(var + eps**2 * k / (k - ddof))
+
+
+def zscore_official(x: np.ndarray, ddof: int = 1, eps: float = 1e-7) -> np.ndarray:
+    """The official code's ``(x - m) / (std + eps)``."""
     return (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, ddof=ddof, keepdims=True) + eps)
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import reference_losses as ref
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,8 +21,6 @@ from lskd.losses import (
     kd_loss,
     standardize,
 )
-
-import reference_losses as ref
 
 RNG = np.random.default_rng(20240617)
 S = RNG.normal(0, 3, size=(6, 10))
@@ -95,6 +94,10 @@ def test_mlkd_relation_losses_match_reference(temp):
 def test_standardize_zscore_properties(std, ddof):
     z = standardize(t64(T), "zscore", std=std)
     np.testing.assert_allclose(z.numpy(), ref.zscore(T, ddof), rtol=1e-12)
+    # the official (x - m) / (std + eps) differs only by the eps placement: relative eps / std
+    np.testing.assert_allclose(z.numpy(), ref.zscore_official(T, ddof), rtol=1e-6)
+    official_kd = ref.kd(ref.zscore_official(S, ddof), ref.zscore_official(T, ddof), 2.0)
+    assert kd_loss(t64(S), t64(T), 2.0, "zscore", std=std).item() == pytest.approx(official_kd, rel=1e-6)
     np.testing.assert_allclose(z.mean(-1).numpy(), 0, atol=1e-12)
     np.testing.assert_allclose(z.numpy().std(-1, ddof=ddof), 1, rtol=1e-6)
     # order preserving, and bounded by sqrt(K - 1) (population convention; paper Sec. 4.4)
