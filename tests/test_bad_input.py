@@ -231,3 +231,23 @@ def test_gpu_requested_without_a_gpu_is_one_clear_line(tmp_path):
 def test_device_auto_falls_back_to_the_cpu():
     """Failure: a config written for GPUs (`device: auto`) runs on a CPU-only machine. Behaviour: it runs on the CPU."""
     assert trainer_module.resolve_device("auto") == torch.device("cpu")
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_crafted_cifar_pickle_is_refused_without_running_code(tmp_path):
+    """Provokes: a user-supplied cifar-100-python/train that would run code when unpickled."""
+    from lskd.data.cifar100 import _unpickle
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "train"
+    path.write_bytes(pickle.dumps({"data": _RunsCode(marker), "fine_labels": [0]}))
+    with pytest.raises(DatasetCorruptedError, match="refusing to load pathlib"):
+        _unpickle(path)
+    assert not marker.exists()

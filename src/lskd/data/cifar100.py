@@ -45,11 +45,31 @@ CLASS_NAMES = (
 )
 
 
+# What the official files (and numpy arrays pickled by any numpy version) may reference. Anything else, e.g.
+# ``os.system`` in a crafted file, is refused before it is called.
+_SAFE_GLOBALS = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"), ("collections", "OrderedDict"),
+})
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that builds containers, strings, numbers and numpy arrays, and no other object."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: CIFAR files hold only data")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: pathlib.Path) -> dict[str, Any]:
-    """Load one CIFAR pickle (Python 2 format, hence latin1), with a clear error if damaged."""
+    """Load one CIFAR pickle (Python 2 format, hence latin1) without running code, with a clear error if damaged."""
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
+            return _DataOnlyUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
         raise DatasetCorruptedError(
             f"CIFAR-100 file {path} is truncated or corrupted ({err}); delete {path.parent} and use download=True"
