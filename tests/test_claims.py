@@ -118,7 +118,8 @@ def test_sample_statistics_match_their_formulas():
     np.testing.assert_allclose(df["abs_log_std_ratio"], np.abs(np.log(z.std(1, ddof=1) / v.std(1, ddof=1))), rtol=1e-5)
     p, q = special.softmax(v, 1), special.softmax(z, 1)
     np.testing.assert_allclose(df["kl_t1"], (p * np.log(p / q)).sum(1), rtol=1e-4, atol=1e-6)
-    zs = lambda x: (x - x.mean(1, keepdims=True)) / (x.std(1, ddof=1, keepdims=True) + 1e-7)
+    def zs(x):
+        return (x - x.mean(1, keepdims=True)) / (x.std(1, ddof=1, keepdims=True) + 1e-7)
     p, q = special.softmax(zs(v), 1), special.softmax(zs(z), 1)
     np.testing.assert_allclose(df["kl_t1_zscore"], (p * np.log(p / q)).sum(1), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(df["kendall"], [sps.kendalltau(z[i], v[i]).statistic for i in range(40)], atol=1e-6)

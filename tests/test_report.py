@@ -21,8 +21,7 @@ from lskd.analysis import (
 )
 from lskd.analysis.claims import AuditConfig, audit_runs
 from lskd.engine import DataSpec, OptimSpec, RunSpec, train
-from lskd.report import Figure, build_report, make_figures
-from lskd.report import figures_common
+from lskd.report import Figure, build_report, figures_common, make_figures
 from lskd.report.figures import CLAIM_PREFIX, FIGURES
 from lskd.report.render import CLAIMS_SECTION, SECTIONS, md_escape, md_table
 

@@ -43,7 +43,8 @@ from lskd.engine.pretrained import (
     map_state_dict,
 )
 from lskd.engine.spec import RunSpec
-from lskd.teachers import ChecksumMissingError, load_records, main as teachers_main, resolve_checksums
+from lskd.teachers import ChecksumMissingError, load_records, resolve_checksums
+from lskd.teachers import main as teachers_main
 from lskd.workflow import ConfigError, Experiment, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,51 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from pipeline import HAS_FASHION_MNIST
+from pipeline import copy_workflow as _copy_workflow
+from pipeline import run_snakemake as _snakemake
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/share/datasets/fashion-mnist").exists() and not os.environ.get("LSKD_DATA"),
-    reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)",
-)
-
-
-def _copy_workflow(dest: Path) -> Path:
-    for name in ("Snakefile", "workflow", "configs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    return dest
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the `lskd` console script
-    return env
-
-
-def _snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, env=_env(), capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    work = _copy_workflow(tmp_path_factory.mktemp("smoke"))
-    start = time.perf_counter()
-    out = _snakemake(work, "--cores", "2", "--configfile", "configs/smoke.yaml")
-    seconds = time.perf_counter() - start
-    assert out.returncode == 0, out.stderr[-4000:]
-    print(f"smoke pipeline: {seconds:.1f} s")
-    return work
+pytestmark = pytest.mark.skipif(not HAS_FASHION_MNIST, reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
 
 
 def test_smoke_pipeline_produces_every_table(smoke_run):

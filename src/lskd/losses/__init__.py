@@ -10,15 +10,15 @@ Public API (a contract)::
 """
 
 from lskd.losses.base import DistillationMethod
-from lskd.losses.registry import available_methods, build_method, method_class, method_hparams, register_method
-from lskd.losses.transforms import STD_CONVENTIONS, TRANSFORMS, standardize
 
 # importing the method modules registers them
 from lskd.losses.ce import CrossEntropy
-from lskd.losses.kd import KD, kd_loss
-from lskd.losses.dkd import DKD, dkd_loss, dkd_terms
 from lskd.losses.ctkd import CTKD, cosine_curriculum, gradient_reversal
+from lskd.losses.dkd import DKD, dkd_loss, dkd_terms
+from lskd.losses.kd import KD, kd_loss
 from lskd.losses.mlkd import MLKD, bc_loss, cc_loss
+from lskd.losses.registry import available_methods, build_method, method_class, method_hparams, register_method
+from lskd.losses.transforms import STD_CONVENTIONS, TRANSFORMS, standardize
 
 __all__ = [
     "CTKD", "DKD", "KD", "MLKD", "CrossEntropy", "DistillationMethod", "STD_CONVENTIONS", "TRANSFORMS",
