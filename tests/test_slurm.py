@@ -66,6 +66,8 @@ def test_smoke_pipeline_through_slurm_matches_the_local_run(slurm_smoke, smoke_r
         slurm = pd.read_csv(work / "results/tables" / name)
         if name == "runs.csv":  # wall time and the code's commit are provenance, not results
             local, slurm = local.drop(columns=VOLATILE_RUN_COLUMNS), slurm.drop(columns=VOLATILE_RUN_COLUMNS)
+            for df, root in ((local, smoke_run), (slurm, work)):  # absolute paths: relative to each working dir
+                df["teacher_dir"] = df["teacher_dir"].str.removeprefix(f"{root}/")
         pd.testing.assert_frame_equal(slurm, local, check_exact=True, obj=name)
     assert (work / "report/report.html").stat().st_size > 10_000
 
