@@ -13,6 +13,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from pipeline import HAS_FASHION_MNIST, VOLATILE_RUN_COLUMNS, copy_workflow, run_snakemake, snakemake_env
 from slurm_cluster import SlurmCluster, missing_requirements
@@ -87,6 +88,7 @@ def test_every_job_went_through_sbatch_with_the_profile_settings(slurm_smoke):
     assert len(list((work / "logs/slurm").glob("rule_*/**/*.log"))) >= sum(map(len, calls.values()))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the check relies on the job finding no GPU")
 def test_a_gpu_rule_asks_slurm_for_a_gpu_and_lands_in_the_gpu_partition(cluster, tmp_path):
     """execution.device: cuda ⇒ training rules carry gpu=1, which the plugin turns into ``--gpus=1`` and the
     partition file into ``-p gpu``; CPU-only rules stay in ``cpu``. The test node's GPU is a count-only
