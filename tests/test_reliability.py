@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pipeline import snakemake_env
 
 from lskd.engine.checkpoint import STATE
 from lskd.engine.pretrained import load_state_dict
@@ -150,10 +151,6 @@ def _snakemake(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", *args, "--configfile", "configs/kill.yaml"]  # nargs=+: last
 
 
-def _pipeline_env() -> dict[str, str]:
-    return dict(os.environ, HF_HUB_OFFLINE="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-
-
 def _tree_hashes(folder: Path) -> dict[str, str]:
     import hashlib
 
@@ -176,7 +173,7 @@ def test_killed_pipeline_reruns_only_unfinished_jobs(tmp_path):
     (tmp_path / "configs/kill.yaml").write_text(TINY_PIPELINE)
     target = "results/tables/runs.csv"
     runs = tmp_path / "results/runs"
-    proc = subprocess.Popen(_snakemake(target, "--cores", "1"), cwd=tmp_path, env=_pipeline_env(),
+    proc = subprocess.Popen(_snakemake(target, "--cores", "1"), cwd=tmp_path, env=snakemake_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     try:
@@ -194,10 +191,10 @@ def test_killed_pipeline_reruns_only_unfinished_jobs(tmp_path):
     before = {str(d): _tree_hashes(d) for d in finished}
     assert not (interrupted / "metrics.json").exists()
 
-    unlock = subprocess.run(_snakemake("--unlock"), cwd=tmp_path, env=_pipeline_env(), check=False,
+    unlock = subprocess.run(_snakemake("--unlock"), cwd=tmp_path, env=snakemake_env(), check=False,
                             capture_output=True, text=True, timeout=120)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
-    rerun = subprocess.run(_snakemake(target, "--cores", "2"), cwd=tmp_path, env=_pipeline_env(),
+    rerun = subprocess.run(_snakemake(target, "--cores", "2"), cwd=tmp_path, env=snakemake_env(),
                            check=False, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     assert {str(d): _tree_hashes(d) for d in finished} == before  # finished folders untouched
@@ -205,6 +202,6 @@ def test_killed_pipeline_reruns_only_unfinished_jobs(tmp_path):
     rel = interrupted.relative_to(runs)
     log = tmp_path / "logs" / ("" if rel.parts[0] in ("baselines", "teachers") else "runs") / f"{rel}.log"
     assert "resuming after epoch" in log.read_text(), log.read_text()[-2000:]
-    dry = subprocess.run(_snakemake(target, "-n"), cwd=tmp_path, env=_pipeline_env(), check=False,
+    dry = subprocess.run(_snakemake(target, "-n"), cwd=tmp_path, env=snakemake_env(), check=False,
                          capture_output=True, text=True, timeout=120)
     assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -10,9 +10,7 @@ import json
 import os
 import pickle
 import re
-import shutil
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import timm
 import torch
 import yaml
 from PIL import Image
+from pipeline import SNAKEMAKE, copy_workflow, snakemake_env
 from safetensors.torch import save_file
 
 import lskd.models  # noqa: F401  (registers the CIFAR architectures)
@@ -97,10 +96,8 @@ def _readme_job_counts() -> dict[str, dict[str, int]]:
 
 
 def _dry_run(workdir: Path, name: str) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return subprocess.Popen([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--configfile",
-                             f"configs/{name}.yaml"], cwd=workdir, env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([*SNAKEMAKE, "-n", "--quiet", "rules", "--configfile",
+                             f"configs/{name}.yaml"], cwd=workdir, env=snakemake_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -110,10 +107,7 @@ def _counts(output: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def dry_runs(tmp_path_factory) -> dict[str, tuple[dict[str, int], float]]:
-    work = tmp_path_factory.mktemp("tracks")
-    for name in ("Snakefile", "workflow", "configs"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    work = copy_workflow(tmp_path_factory.mktemp("tracks"))
     out = {}
     start = time.perf_counter()  # the big one alone, timed
     proc = _dry_run(work, "cifar100")
