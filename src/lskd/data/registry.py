@@ -3,7 +3,8 @@
 Each dataset module defines a :class:`DatasetBuilder` subclass and registers it with
 :func:`register_dataset`.  The builder knows where its files live (:meth:`DatasetBuilder.resolve_root`),
 how to load a split (:meth:`DatasetBuilder.load`) and which geometric augmentations its train/eval
-views use; :mod:`lskd.data.transforms` turns those into the ``"train"``, ``"eval"`` and ``"strong"`` views.
+views use; :mod:`lskd.data.transforms` turns those into the ``"train"``, ``"eval"``, ``"strong"`` and
+``"strong_fixmatch"`` views.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 SPLITS: tuple[str, ...] = ("train", "test")
-VIEWS: tuple[str, ...] = ("train", "eval", "strong")
+VIEWS: tuple[str, ...] = ("train", "eval", "strong", "strong_fixmatch")
 
 PathLike = str | os.PathLike[str]
 

@@ -1,14 +1,17 @@
-"""The ``"train"``, ``"eval"`` and ``"strong"`` views, built once for every dataset.
+"""The ``"train"``, ``"eval"``, ``"strong"`` and ``"strong_fixmatch"`` views, built once for every dataset.
 
 * ``eval``   = the dataset's deterministic ops (ImageNet: Resize(256) + CenterCrop(224)) + normalise.
 * ``train``  = the dataset's random crop/flip (declared by its builder) + normalise.
 * ``strong`` = RandAugment(num_ops=2, default magnitude 9) + the train view's crop/flip + normalise
   + Cutout, implemented as ``v2.RandomErasing(p=1, scale=(0.02, 0.25), value=0)`` on the normalised
   tensor (0 = the dataset mean colour; 0.25 of the area is Cutout's 16x16 patch on 32x32 CIFAR).
+* ``strong_fixmatch`` = the train view's crop/flip + the official MLKD code's FixMatch-style RandAugment
+  and gray Cutout on the uint8 image (:class:`FixMatchRandAugment`) + normalise.
 
 Inputs are uint8 CHW tensors (PIL images also work; ImageNet feeds PIL); outputs are float32
-normalised CHW tensors.  All randomness comes from torch's global RNG, so seeding torch (and the
-DataLoader generator) makes batches reproducible.
+normalised CHW tensors.  All randomness comes from torch's global RNG (``strong_fixmatch`` too: its PIL ops
+take their parameters from torch draws, never from Python's ``random``), so seeding torch (and the DataLoader
+generator) makes batches reproducible.
 
 For speed on the small in-memory datasets, the padded random crop, the flip and the
 ToDtype+Normalize step are thin tensor classes with the same semantics as ``v2.RandomCrop(size,
@@ -23,7 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image, ImageEnhance
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -129,8 +134,169 @@ def cutout() -> v2.RandomErasing:
     return v2.RandomErasing(p=1.0, scale=(0.02, 0.25), ratio=(0.3, 3.3), value=0)
 
 
+# ---------------------------------------------------------------- FixMatch-style strong view (official MLKD)
+# The image travels as a uint8 H x W x C numpy array. Each op takes it and a value drawn uniformly in [low, high]
+# (ops without a magnitude ignore it). The official code calls PIL for every op; here the histogram/LUT ops are
+# numpy re-implementations of PIL's ImageOps functions with the same output (tests/test_mlkd.py compares them;
+# PIL builds their lookup tables in Python, 80-200 us per call on 32 px), the others call PIL as it does
+# (NEAREST resampling, black fill, shear and translate about the top-left origin, rotation about the centre).
+def _pil_image(a: np.ndarray) -> Image.Image:
+    return Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
+
+
+def _with_pil(fn: Callable[[Image.Image, float], Image.Image]) -> Callable[[np.ndarray, float], np.ndarray]:
+    def op(a: np.ndarray, v: float) -> np.ndarray:
+        return np.asarray(fn(_pil_image(a), v)).reshape(a.shape)
+
+    return op
+
+
+def _affine(img: Image.Image, coeffs: tuple[float, ...]) -> Image.Image:
+    return img.transform(img.size, Image.Transform.AFFINE, coeffs)
+
+
+_LEVELS = np.arange(256)
+
+
+def _histograms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel 256-bin histograms ``(C, 256)`` of a uint8 H x W x C array, and each channel's min and max."""
+    offsets = 256 * np.arange(a.shape[2])
+    hist = np.bincount((a + offsets).ravel(), minlength=256 * a.shape[2]).reshape(-1, 256)
+    used = hist > 0
+    return hist, used.argmax(axis=1), 255 - used[:, ::-1].argmax(axis=1)
+
+
+def _apply_luts(a: np.ndarray, luts: np.ndarray) -> np.ndarray:
+    """``out[..., c] = luts[c][a[..., c]]`` for a uint8 H x W x C array and C x 256 tables."""
+    return luts.astype(np.uint8).ravel().take(a + 256 * np.arange(a.shape[2]))
+
+
+def _autocontrast(a: np.ndarray, v: float) -> np.ndarray:
+    """``ImageOps.autocontrast(img)`` (cutoff 0): per channel map [min, max] to [0, 255] with PIL's ``int()``."""
+    _, lo, hi = _histograms(a)
+    flat = hi <= lo
+    scale = 255.0 / np.where(flat, 1, hi - lo)
+    luts = np.clip(np.trunc(_LEVELS * scale[:, None] + (-lo * scale)[:, None]), 0, 255)
+    return _apply_luts(a, np.where(flat[:, None], _LEVELS, luts))
+
+
+def _equalize(a: np.ndarray, v: float) -> np.ndarray:
+    """``ImageOps.equalize(img)``: per channel ``lut[i] = (step // 2 + #pixels below i) // step`` with
+    ``step = (#pixels - #pixels at the largest value) // 255``; identity for one value or ``step == 0``."""
+    hist, lo, hi = _histograms(a)
+    step = (a.shape[0] * a.shape[1] - hist[np.arange(a.shape[2]), hi]) // 255
+    keep = (hi <= lo) | (step == 0)
+    below = np.cumsum(hist, axis=1) - hist
+    luts = np.clip((step[:, None] // 2 + below) // np.maximum(step, 1)[:, None], 0, 255)
+    return _apply_luts(a, np.where(keep[:, None], _LEVELS, luts))
+
+
+def _posterize(a: np.ndarray, v: float) -> np.ndarray:
+    """``ImageOps.posterize(img, max(1, int(v)))``: keep the top ``bits`` bits."""
+    bits = max(1, int(v))
+    return a & np.uint8(0xFF & ~(2 ** (8 - bits) - 1))
+
+
+def _solarize(a: np.ndarray, v: float) -> np.ndarray:
+    """``ImageOps.solarize(img, v)``: invert every value ``>= v``."""
+    return np.where(a < v, a, 255 - a).astype(np.uint8)
+
+
+FixMatchOp = Callable[[np.ndarray, float], np.ndarray]
+
+#: The official ``augment_list()``: (name, op, low, high).
+FIXMATCH_OPS: tuple[tuple[str, FixMatchOp, float, float], ...] = (
+    ("AutoContrast", _autocontrast, 0.0, 1.0),
+    ("Brightness", _with_pil(lambda img, v: ImageEnhance.Brightness(img).enhance(v)), 0.05, 0.95),
+    ("Color", _with_pil(lambda img, v: ImageEnhance.Color(img).enhance(v)), 0.05, 0.95),
+    ("Contrast", _with_pil(lambda img, v: ImageEnhance.Contrast(img).enhance(v)), 0.05, 0.95),
+    ("Equalize", _equalize, 0.0, 1.0),
+    ("Identity", lambda a, v: a, 0.0, 1.0),
+    ("Posterize", _posterize, 4.0, 8.0),
+    ("Rotate", _with_pil(lambda img, v: img.rotate(v)), -30.0, 30.0),
+    ("Sharpness", _with_pil(lambda img, v: ImageEnhance.Sharpness(img).enhance(v)), 0.05, 0.95),
+    ("ShearX", _with_pil(lambda img, v: _affine(img, (1, v, 0, 0, 1, 0))), -0.3, 0.3),
+    ("ShearY", _with_pil(lambda img, v: _affine(img, (1, 0, 0, v, 1, 0))), -0.3, 0.3),
+    ("Solarize", _solarize, 0.0, 256.0),
+    ("TranslateX", _with_pil(lambda img, v: _affine(img, (1, 0, v * img.size[0], 0, 1, 0))), -0.3, 0.3),
+    ("TranslateY", _with_pil(lambda img, v: _affine(img, (1, 0, 0, 0, 1, v * img.size[1]))), -0.3, 0.3),
+)
+
+#: The official Cutout colour (``CutoutAbs`` in the official ``mdistiller/dataset/cifar100.py``: (125, 123, 114),
+#: CIFAR-10's mean pixel, for every dataset); 1-channel images get the mean of the three, 121.
+FIXMATCH_CUTOUT_FILL: tuple[int, ...] = (125, 123, 114)
+FIXMATCH_CUTOUT_FILL_GRAY = 121
+
+
+def fixmatch_cutout(a: np.ndarray, fraction: float, u_x: float, u_y: float) -> np.ndarray:
+    """The official ``Cutout``/``CutoutAbs`` on a writable uint8 H x W x C array, in place; returns ``a``.
+
+    ``v = fraction * W`` (the official ``fraction`` is ``0.5 U``, so ``v`` is in [0, W/2)); nothing happens if
+    ``v <= 0``. The centre is ``W - (W - 1) u_x`` (the official ``np.random.uniform(w)`` is
+    ``uniform(low=w, high=1)``, a value in (1, W]), likewise for y with H; ``x0 = int(max(0, cx - v/2))``,
+    ``x1 = min(W, x0 + v)``, and PIL's ``ImageDraw.rectangle`` fills columns ``x0 .. int(x1)`` inclusive (rows
+    likewise): a square of side ``int(v) + 1`` (1 to 16 px on 32 px images, each side equally likely), clipped at
+    the border, painted :data:`FIXMATCH_CUTOUT_FILL`.
+    """
+    h, w, c = a.shape
+    v = fraction * w
+    if v <= 0:
+        return a
+    x0 = int(max(0.0, (w - (w - 1) * u_x) - v / 2.0))
+    y0 = int(max(0.0, (h - (h - 1) * u_y) - v / 2.0))
+    x1, y1 = int(min(w, x0 + v)), int(min(h, y0 + v))
+    a[y0 : y1 + 1, x0 : x1 + 1] = FIXMATCH_CUTOUT_FILL if c == 3 else (FIXMATCH_CUTOUT_FILL_GRAY,) * c
+    return a
+
+
+def _as_hwc(img: Any) -> np.ndarray:
+    if isinstance(img, Image.Image):
+        a = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
+        return a.reshape(*a.shape[:2], -1)
+    t = img.as_subclass(torch.Tensor)
+    if t.dtype != torch.uint8 or t.ndim != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"strong_fixmatch needs a uint8 CxHxW image with 1 or 3 channels, got {tuple(t.shape)} "
+                         f"{t.dtype}")
+    return np.array(t.numpy().transpose(1, 2, 0), order="C")  # a copy: Cutout paints in place
+
+
+class FixMatchRandAugment:
+    """The official MLKD strong augmentation (FixMatch-style RandAugment + Cutout) on the uint8 image.
+
+    As ``RandAugment(2, 10)`` in ``mdistiller/dataset/cifar100.py`` of Jin-Ying/Multi-Level-Logit-Distillation
+    (the LS repository sunshangquan/logit-standardization-KD ships the same file, and ``imagenet.py`` the same
+    class), applied after the crop/flip and before ``ToTensor``/``Normalize``: pick ``num_ops`` ops from
+    :data:`FIXMATCH_OPS` with replacement (``random.choices``), apply each (no skip probability) with a value
+    uniform over its whole range ``[low, high]`` (the ``m = 10`` argument is unused there), then
+    :func:`fixmatch_cutout` with ``fraction = 0.5 U``: the square's side scales with the image width, at most
+    16 px on 32 px images, 14 on 28 px, 4 on 8 px, 112 on 224 px (as the official code on ImageNet).
+
+    All draws come from one ``torch.rand`` call (float64) on torch's global generator, so the per-item seeding of
+    :class:`lskd.data.registry.ViewDataset` covers them; Python's ``random`` and numpy's RNG are never used.
+    Input: a uint8 CxHxW tensor (1 or 3 channels) or a PIL image; output: a uint8 CxHxW tensor.
+    """
+
+    def __init__(self, num_ops: int = 2, max_cutout_fraction: float = 0.5) -> None:
+        self.num_ops, self.max_cutout_fraction = num_ops, max_cutout_fraction
+
+    def __call__(self, img: Any) -> torch.Tensor:
+        u = torch.rand(2 * self.num_ops + 3, dtype=torch.float64).tolist()
+        a = _as_hwc(img)
+        n = len(FIXMATCH_OPS)
+        for k in range(self.num_ops):
+            _, op, low, high = FIXMATCH_OPS[min(int(u[2 * k] * n), n - 1)]
+            a = op(a, low + (high - low) * u[2 * k + 1])
+        if not a.flags.writeable:
+            a = a.copy()
+        a = fixmatch_cutout(a, u[-3] * self.max_cutout_fraction, u[-2], u[-1])
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+
+    def __repr__(self) -> str:
+        return f"FixMatchRandAugment(num_ops={self.num_ops}, max_cutout_fraction={self.max_cutout_fraction})"
+
+
 def build_transform(name: str, view: str) -> Callable[[Any], torch.Tensor]:
-    """The transform of ``view`` ("train", "eval" or "strong") for dataset ``name``."""
+    """The transform of ``view`` ("train", "eval", "strong" or "strong_fixmatch") for dataset ``name``."""
     builder = get_builder(name)
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
@@ -140,6 +306,8 @@ def build_transform(name: str, view: str) -> Callable[[Any], torch.Tensor]:
         ops: list[Transform] = [*builder.eval_ops(), normalize]
     elif view == "train":
         ops = [*builder.train_ops(), normalize]
+    elif view == "strong_fixmatch":
+        ops = [*builder.train_ops(), FixMatchRandAugment(), normalize]
     else:
         strong = [v2.RandAugment(num_ops=2), *builder.train_ops(), normalize, cutout()]
         return SingleThreaded(v2.Compose(strong))
