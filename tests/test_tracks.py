@@ -190,11 +190,14 @@ def test_imagenet_config_passes_every_check_and_names_existing_timm_models():
     assert (kd["hparams"]["temperature"], kd["hparams"]["ce_weight"], kd["hparams"]["kd_weight"]) == (1.0, 1.0, 0.5)
 
 
-def test_cifar100_refuses_to_start_without_known_checksums():
+def test_cifar100_starts_without_known_checksums_and_strict_verification_refuses():
+    validate_config(raw("cifar100"), SCHEMA, check_data=False)  # unknown digests: trusted on first use (lock file)
+    config = raw("cifar100")
+    config["teacher_verification"] = {"strict": True}
     with pytest.raises(ConfigError) as err:
-        validate_config(raw("cifar100"), SCHEMA, check_data=False)
+        validate_config(config, SCHEMA, check_data=False)
     message = str(err.value)
-    assert "refusing to fetch teacher weights without a checksum" in message
+    assert "refusing to fetch teacher weights whose SHA-256 is not pinned" in message
     for tid in ("vgg13", "wrn_40_2", "resnet56", "resnet110", "resnet50"):
         assert f"teachers.{tid}.pretrained.sha256" in message
     assert "teachers.resnet32x4.pretrained.sha256" not in message  # recorded (third-party)
@@ -207,7 +210,7 @@ def test_teachers_json_records_only_what_is_known():
     known = {m: e for m, e in archive["members"].items() if e["sha256"]}
     assert known == {MEMBER: {**archive["members"][MEMBER]}}
     assert known[MEMBER]["sha256"] == "22aa12e2b632b19ddde155ccf2388671842ddd304824b3095e0a7fff364beb4f"
-    assert known[MEMBER]["source"] == "third-party record, unverified here"
+    assert known[MEMBER]["source"] == "known: two unrelated public records agree on this digest; not computed here"
     for entry in archive["members"].values():
         assert timm.is_model(entry["model"])
 
@@ -243,7 +246,7 @@ def test_transform_grids_errors_name_the_key(grids, message):
 
 
 @pytest.mark.parametrize("pretrained,message", [
-    ({"url": "https://example.org/w.pth"}, r"'sha256' is required when 'url' is given"),
+    ({"url": "https://example.org/w.pth"}, r"pretrained\.min_top1: missing; every fetched teacher needs"),
     ({"member": "a/b.pth", "sha256": "0" * 64, "format": "mdistiller"}, r"member: a member needs the archive's url or file"),
     ({"timm": "resnet50.tv_in1k"}, r"tag 'resnet50\.tv_in1k' is a 'resnet50', but the teacher's model is 'cnn_w24d4'"),
     ({"file": "w.pth", "sha256": "abc"}, r"sha256: 'abc' does not match"),
@@ -307,7 +310,7 @@ def test_converted_mdistiller_teacher_reproduces_its_logits_bit_exactly(tmp_path
     assert fetch_weights(pretrained, tmp_path / "run") == weights
 
 
-def test_recorded_checksum_is_used_and_missing_ones_refuse_before_any_download(monkeypatch):
+def test_recorded_checksum_is_used_and_strict_refuses_unknown_ones_before_any_download(monkeypatch):
     import lskd.data.download as download
 
     def no_network(*args, **kwargs):
@@ -316,15 +319,17 @@ def test_recorded_checksum_is_used_and_missing_ones_refuse_before_any_download(m
     monkeypatch.setattr(download, "_open_url", no_network)
     block = {"url": MDISTILLER_URL, "member": MEMBER, "format": "mdistiller", "sha256": "recorded",
              "archive_sha256": "recorded"}
+    recorded = load_records()["archives"]["mdistiller_cifar_teachers"]["members"][MEMBER]["sha256"]
+    resolved = resolve_checksums(block)  # the archive's digest is not recorded: left to trust on first use
+    assert resolved["sha256"] == recorded and "archive_sha256" not in resolved
     with pytest.raises(ChecksumMissingError, match=r"archive_sha256: 'recorded', but .* records no SHA-256") as err:
-        fetch_weights(block, Path("unused"))
+        fetch_weights(block, Path("unused"), strict=True)
     assert "sha256sum cifar_teachers.tar" in str(err.value) and "python -m lskd.teachers" in str(err.value)
     assert err.value.problems == [p for p in err.value.problems if "archive_sha256" in p]  # member digest is recorded
-    resolved = resolve_checksums({**block, "archive_sha256": "a" * 64})
-    assert resolved["sha256"] == load_records()["archives"]["mdistiller_cifar_teachers"]["members"][MEMBER]["sha256"]
+    assert resolve_checksums({**block, "archive_sha256": "a" * 64}, strict=True)["sha256"] == recorded
     other = {**block, "member": "cifar_teachers/vgg13_vanilla/ckpt_epoch_240.pth", "archive_sha256": "a" * 64}
     with pytest.raises(ChecksumMissingError, match=r"tar -xOf cifar_teachers\.tar cifar_teachers/vgg13_vanilla"):
-        fetch_weights(other, Path("unused"))
+        fetch_weights(other, Path("unused"), strict=True)
     with pytest.raises(ChecksumMissingError, match=r"torchvision names .* by its SHA-256 prefix b627a593"):
         resolve_checksums({"timm": "resnet34.tv_in1k", "sha256": "f" * 64,
                            "url": "https://download.pytorch.org/models/resnet34-b627a593.pth"})
@@ -332,15 +337,15 @@ def test_recorded_checksum_is_used_and_missing_ones_refuse_before_any_download(m
 
 def test_wrong_checksums_are_refused_and_leave_no_file(tmp_path, _cache):
     archive, archive_sha, member_sha = _mdistiller_archive(tmp_path / "srv", _teacher("resnet8x4"))
-    with pytest.raises(ChecksumError, match="failed verification"):
+    with pytest.raises(ChecksumError, match=rf"archive .*: SHA-256 mismatch: actual {archive_sha}, expected 0{{64}}"):
         fetch_weights(_member_block(archive, "0" * 64, member_sha), tmp_path / "run")
     assert files_under(_cache) == []
-    with pytest.raises(ChecksumError, match=r"ckpt_epoch_240\.pth: checksum mismatch"):
+    with pytest.raises(ChecksumError, match=r"ckpt_epoch_240\.pth: SHA-256 mismatch"):
         fetch_weights(_member_block(archive, archive_sha, "1" * 64), tmp_path / "run")
     assert files_under(_cache) == [f"archives/{archive_sha}/cifar_teachers.tar"]  # the verified archive only
     local = tmp_path / "w.safetensors"
     save_file({"w": torch.zeros(2)}, local)
-    with pytest.raises(ChecksumError, match="checksum mismatch"):
+    with pytest.raises(ChecksumError, match="SHA-256 mismatch"):
         fetch_weights({"file": str(local), "sha256": "2" * 64}, tmp_path / "run")
 
 
@@ -456,7 +461,7 @@ def test_timm_weight_file_loads_offline_and_evaluates_on_an_imagefolder_standin(
     config["dataset"]["root"] = str(tmp_path / "imagenet")
     config["execution"].update(device="cpu", amp="none")  # channels_last stays on
     config["teachers"] = {"resnet18": {"model": "resnet18", "source": "pretrained", "pretrained": {
-        "timm": "resnet18.tv_in1k", "file": str(weights), "sha256": sha256(weights)}}}
+        "timm": "resnet18.tv_in1k", "file": str(weights), "sha256": sha256(weights), "min_top1": 0}}}
     config["pairs"] = [{"teacher": "resnet18", "student": "resnet18"}]
     config = validate_config(config, SCHEMA, check_data=True)
     spec = RunSpec.from_dict(Experiment(config).teacher_spec("resnet18") | {"optim": {"epochs": 1, "eval_batch_size": 4}})

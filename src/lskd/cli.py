@@ -90,13 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, help="write the metrics as JSON here")
     p = sub.add_parser("fetch-teacher", help="make a teacher run folder from published weights (SHA-256 verified)",
-                       description="Fetch or take a local weight file, verify its SHA-256, load it without executing "
-                                   "code, evaluate it on the test set and write a teacher run folder.")
+                       description="Fetch or take a local weight file, verify its SHA-256 (pinned, or against the "
+                                   "--lock file; trusted on first use and recorded there when neither knows it), load "
+                                   "it without executing code, evaluate it on the test set and write a teacher run "
+                                   "folder.")
     _run_flags(p, model_help="teacher architecture registered in timm")
     p.add_argument("--pretrained-json", help='JSON: {"url" or "file", "sha256", "format": safetensors|state_dict|mdistiller}')
     p.add_argument("--weights", type=Path, help="local weight file (instead of --pretrained-json)")
-    p.add_argument("--sha256", help="expected SHA-256 of --weights")
+    p.add_argument("--sha256", help="expected SHA-256 of --weights (without it: trusted on first use)")
     p.add_argument("--format", default="safetensors", choices=["safetensors", "state_dict", "mdistiller"])
+    p.add_argument("--lock", type=Path, help="the track's lock of teacher digests (results/teachers.lock.json): "
+                   "digests not pinned must match it; on first use they are recorded there")
+    p.add_argument("--strict", action="store_true", help="refuse digests that are not pinned (no trust on first use)")
     p = sub.add_parser("check-data", help="check that a dataset is present and intact; write a manifest")
     p.add_argument("--dataset", required=True, help="dataset name")
     p.add_argument("--data-root", help="dataset folder (default: the standard locations)")
@@ -190,20 +195,25 @@ def _cmd_train(args: argparse.Namespace, method: str) -> int:
 def _cmd_fetch_teacher(args: argparse.Namespace) -> int:
     from lskd.engine import RunSpec
     from lskd.engine.pretrained import import_pretrained
+    from lskd.teachers import ChecksumMissingError
 
     if args.pretrained_json:
         pretrained = json.loads(args.pretrained_json)
-    elif args.weights and args.sha256:
-        pretrained = {"file": str(args.weights), "sha256": args.sha256, "format": args.format}
+    elif args.weights:
+        pretrained = {"file": str(args.weights), "format": args.format, **({"sha256": args.sha256} if args.sha256 else {})}
     else:
-        raise SystemExit("lskd fetch-teacher: give --pretrained-json, or --weights with --sha256")
+        raise SystemExit("lskd fetch-teacher: give --pretrained-json, or --weights (with --sha256 to pin it)")
     raw = spec_from_args(args, "ce")
     raw["optim"].setdefault("epochs", 1)
     try:
         spec = RunSpec.from_dict(raw)
     except (ValueError, TypeError) as err:
         raise SystemExit(f"lskd: invalid run spec: {err}") from None
-    print(json.dumps(import_pretrained(spec, pretrained, args.out), indent=2))
+    try:
+        metrics = import_pretrained(spec, pretrained, args.out, lock=args.lock, strict=args.strict)
+    except ChecksumMissingError as err:
+        raise SystemExit(f"lskd fetch-teacher: error: {err}") from None
+    print(json.dumps(metrics, indent=2))
     return 0
 
 

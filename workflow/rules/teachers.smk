@@ -26,6 +26,12 @@ rule train_teacher:
         "lskd train-teacher --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"
 
 
+# Fetched teachers are verified against the digests pinned in the config or, where none is pinned, against the
+# track's lock file EXP.teacher_lock (<results>/teachers.lock.json): the first fetch records the digests it computes
+# there (trust on first use), every later fetch must match them. The lock is not an output: all fetch_teacher jobs
+# of the track read and update the same file (under a file lock, replaced atomically), and Snakemake allows a file
+# to be the output of one job only; declaring it would also let Snakemake delete it when a job fails, losing the
+# digests it exists to keep.
 rule fetch_teacher:
     input:
         data=DATA_MANIFEST,
@@ -42,6 +48,8 @@ rule fetch_teacher:
     params:
         spec=lambda w: spec_arg(EXP.teacher_spec(w.teacher)),
         pretrained=lambda w: spec_arg(config["teachers"][w.teacher]["pretrained"]),
+        lock=EXP.teacher_lock,
+        strict="--strict" if config["teacher_verification"]["strict"] else "",
         out=lambda w, output: os.path.dirname(output.metrics),
     threads: EXECUTION["threads"]
     resources:
@@ -49,4 +57,5 @@ rule fetch_teacher:
         runtime=RESOURCES["train_teacher"]["runtime"],
         gpu=GPU,
     shell:
-        "lskd fetch-teacher --spec-json {params.spec} --pretrained-json {params.pretrained} --out {params.out} > {log} 2>&1"
+        "lskd fetch-teacher --spec-json {params.spec} --pretrained-json {params.pretrained} --lock {params.lock:q} "
+        "{params.strict} --out {params.out} > {log} 2>&1"

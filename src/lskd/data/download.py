@@ -3,6 +3,15 @@
 :func:`download_file` streams a URL (``http(s)://`` or ``file://``) into a temporary file next to
 the destination while hashing it, checks the digest(s), and only then moves it into place with
 ``os.replace``: the destination either does not exist or holds a verified file, never a partial one.
+:func:`download_to_temp` is the same stream for a file whose digest is not known yet (teacher weights
+trusted on first use, :mod:`lskd.teachers`): it returns the temporary file and its SHA-256, and the
+caller checks the digest and moves the file into place or deletes it.
+
+Why not pooch (made for verified, cached downloads): it has no ``file://`` downloader (the tests and
+local mirrors serve archives that way), it names cached files by URL rather than by content digest, and
+with no known hash it stores the file in its cache first and only logs the digest afterwards; lskd needs
+the digest before anything lands in the cache, so that a file that does not match a pinned digest or
+the track's lock never does. Both fit in the few lines below (urllib + hashlib), without a dependency.
 """
 
 from __future__ import annotations
@@ -81,9 +90,24 @@ def download_file(
             return dest
         except ChecksumError:
             pass  # re-download over it
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    hashes = {a: hashlib.new(a) for a in expected}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp, actual = _stream(url, dest.parent, dest.name, list(expected), timeout)
+    try:
+        bad = [f"{a} {actual[a]} (expected {expected[a]})" for a in expected if actual[a] != expected[a]]
+        if bad:
+            raise ChecksumError(f"download of {url} failed verification: " + "; ".join(bad))
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _stream(url: str, folder: pathlib.Path, name: str, algorithms: Sequence[str],
+            timeout: float) -> tuple[pathlib.Path, dict[str, str]]:
+    """Stream ``url`` into a new temporary file in ``folder`` while hashing it; return it and its digests.
+    On any error the temporary file is removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hashes = {a: hashlib.new(a) for a in algorithms}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     tmp = pathlib.Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, _open_url(url, timeout) as src:
@@ -93,13 +117,18 @@ def download_file(
                     h.update(chunk)
             out.flush()
             os.fsync(out.fileno())
-        bad = [f"{a} {h.hexdigest()} (expected {expected[a]})" for a, h in hashes.items() if h.hexdigest() != expected[a]]
-        if bad:
-            raise ChecksumError(f"download of {url} failed verification: " + "; ".join(bad))
-        os.replace(tmp, dest)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    return dest
+        raise
+    return tmp, {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def download_to_temp(url: str, folder: PathLike, *, timeout: float = 60.0) -> tuple[pathlib.Path, str]:
+    """Download ``url`` into a new temporary file in ``folder`` (``.NAME.*.part``) and return it with its SHA-256.
+    Nothing is verified here: the caller compares the digest and then moves the file into place (``os.replace``,
+    same folder or file system) or deletes it. On a download error no file is left."""
+    tmp, digests = _stream(url, pathlib.Path(folder), url.rsplit("/", 1)[-1], ("sha256",), timeout)
+    return tmp, digests["sha256"]
 
 
 def download_from_mirrors(

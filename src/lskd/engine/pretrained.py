@@ -2,23 +2,26 @@
 map the weights onto lskd's timm-registered architecture with every shape checked, evaluate on the test set,
 and write a run folder that looks like a trained teacher's.
 
-Sources (the ``pretrained`` block, see :mod:`lskd.teachers`): a weight file (``url``/``file`` + ``sha256``), a
+Sources (the ``pretrained`` block, see :mod:`lskd.teachers`): a weight file (``url``/``file``, ``sha256``), a
 member of a tar archive (mdistiller's ``cifar_teachers.tar``: ``member``, ``sha256`` of the member,
 ``archive_sha256``), or a timm tag (``timm: resnet34.tv_in1k``, optionally pinned by ``url``/``file`` +
-``sha256``). ``min_top1`` refuses a teacher whose test top-1 is lower (nothing is written then).
+``sha256``). Digests that are not pinned are trusted on first use and kept in the track's lock file
+(:func:`lskd.teachers.fetch_verified`). ``min_top1`` refuses a teacher whose test top-1 is lower (nothing is
+written then).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from lskd.data import build_dataset
-from lskd.data.download import download_file, verify_file
 from lskd.engine.evaluate import create_model, predict
 from lskd.engine.io import read_tensors, write_json
 from lskd.engine.metrics import classification_metrics
@@ -29,7 +32,7 @@ from lskd.engine.trainer import (
     write_final_outputs,
     write_spec_record,
 )
-from lskd.teachers import cache_dir, fetch_member, resolve_checksums
+from lskd.teachers import cache_dir, fetch_verified, resolve_checksums
 
 FORMATS = ("safetensors", "state_dict", "mdistiller")
 
@@ -48,25 +51,36 @@ class TeacherRefusedError(RuntimeError):
     """A pretrained teacher evaluated below its ``min_top1``."""
 
 
-def fetch_weights(pretrained: dict[str, Any], out_dir: Path) -> Path | None:
+try:
+    from numpy._core.multiarray import scalar as _np_scalar  # numpy >= 2
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import scalar as _np_scalar
+
+#: What an mdistiller/CRD checkpoint holds besides tensors and plain containers: its training options
+#: (``argparse.Namespace``) and numpy scalars (e.g. ``best_acc``). Allowed for ``torch.load(weights_only=True)``
+#: only while an mdistiller checkpoint is read (never registered globally): the scalar reconstructor under
+#: numpy 2's name and under numpy 1.x's (the published files were saved with numpy 1.x), ``numpy.dtype`` and the
+#: dtype classes its pickled state is restored into. Nothing else: any other global is still refused.
+MDISTILLER_SAFE_GLOBALS: list[Any] = [
+    argparse.Namespace,
+    (_np_scalar, "numpy._core.multiarray.scalar"),  # numpy >= 2
+    (_np_scalar, "numpy.core.multiarray.scalar"),  # numpy 1.x
+    np.dtype,
+    np.dtypes.Float64DType,
+    np.dtypes.Float32DType,
+    np.dtypes.Int64DType,
+    np.dtypes.Int32DType,
+]
+
+
+def fetch_weights(pretrained: dict[str, Any], out_dir: Path | None = None, *, lock: str | Path | None = None,
+                  strict: bool = False) -> Path | None:
     """The verified weight file: ``pretrained.file`` checked in place, ``pretrained.url`` downloaded atomically
-    into ``out_dir/download/`` and checked before use, or the verified ``member`` of a tar archive (archive
-    cached in :func:`lskd.teachers.cache_dir`). ``None`` for a timm tag alone (timm fetches it). A mismatch
-    raises and leaves no file; a missing checksum is refused (:class:`lskd.teachers.ChecksumMissingError`)."""
-    pretrained = resolve_checksums(pretrained)
-    if pretrained.get("member"):
-        return fetch_member(pretrained)
-    if not (pretrained.get("file") or pretrained.get("url")):
-        return None
-    sha256 = pretrained["sha256"]
-    if pretrained.get("file"):
-        path = Path(pretrained["file"]).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"pretrained weight file {path} does not exist")
-        verify_file(path, sha256=sha256)
-        return path
-    url = pretrained["url"]
-    return download_file(url, out_dir / "download" / url.rsplit("/", 1)[-1], sha256=sha256)
+    into the cache (:func:`lskd.teachers.cache_dir`) and checked before use, or the verified ``member`` of a tar
+    archive (archive cached too). ``None`` for a timm tag alone (timm fetches it). Digests that are not pinned are
+    checked against / recorded in ``lock`` (:func:`lskd.teachers.fetch_verified`); ``strict`` refuses them. A
+    mismatch raises and leaves no file. ``out_dir`` is not used (downloads live in the shared cache)."""
+    return fetch_verified(pretrained, lock=lock, strict=strict).path
 
 
 def load_state_dict(path: Path, fmt: str) -> dict[str, torch.Tensor]:
@@ -75,8 +89,10 @@ def load_state_dict(path: Path, fmt: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"unknown weight format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if fmt == "safetensors":
         return read_tensors(path)
+    allowed = MDISTILLER_SAFE_GLOBALS if fmt == "mdistiller" else []
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(allowed):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  (UnpicklingError, legacy tar layout, ...: never retried unsafely)
         raise ValueError(f"{path} cannot be read as a torch checkpoint with weights_only=True "
                          f"(lskd never unpickles arbitrary objects): {err}") from None
@@ -154,8 +170,11 @@ def build_pretrained_model(model_name: str, pretrained: dict[str, Any], weights:
     return model
 
 
-def import_pretrained(spec: RunSpec, pretrained: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
-    """Create a teacher run folder from published weights (see the module docstring)."""
+def import_pretrained(spec: RunSpec, pretrained: dict[str, Any], out_dir: str | Path, *,
+                      lock: str | Path | None = None, strict: bool = False) -> dict[str, Any]:
+    """Create a teacher run folder from published weights (see the module docstring). ``lock`` is the track's lock
+    file of teacher digests and ``strict`` refuses digests that are not pinned (:func:`lskd.teachers.fetch_verified`);
+    nothing is written to ``out_dir`` before the weights are verified and pass ``min_top1``."""
     out_dir = Path(out_dir)
     spec.validate()
     if is_finished(spec, out_dir):
@@ -164,8 +183,10 @@ def import_pretrained(spec: RunSpec, pretrained: dict[str, Any], out_dir: str | 
         return read_json(out_dir / "metrics.json")
     device = resolve_device(spec.device)
     start = time.perf_counter()
-    resolved = resolve_checksums(pretrained)
-    weights = fetch_weights(resolved, out_dir)
+    resolved = resolve_checksums(pretrained, strict=strict)
+    fetched = fetch_verified(pretrained, lock=lock, strict=strict)
+    weights = fetched.path
+    resolved.update({k: v for k, v in (("sha256", fetched.sha256), ("archive_sha256", fetched.archive_sha256)) if v})
     test_set = build_dataset(spec.data.name, "test", root=spec.data.root, views=("eval",),
                              subset=spec.data.test_subset, seed=spec.data.subset_seed, download=spec.data.download)
     info = test_set.spec
@@ -187,7 +208,8 @@ def import_pretrained(spec: RunSpec, pretrained: dict[str, Any], out_dir: str | 
     write_json(out_dir / "pretrained.json", {
         **{k: resolved[k] for k in ("url", "file", "member", "timm", "format", "sha256", "archive_sha256", "min_top1")
            if resolved.get(k) is not None},
-        "weights": str(weights) if weights is not None else None,
+        "weights": str(weights) if weights is not None else None, "verified": fetched.verified,
+        "lock": str(lock) if lock is not None else None,
         "cache_dir": str(cache_dir()), "test_top1": metrics["top1"], "num_test": int(targets.numel()),
     })
     row = {"epoch": 0, "lr": 0.0, **{f"test_{k}": v for k, v in metrics.items()},

@@ -148,8 +148,9 @@ def check_runtime(config: dict[str, Any], *, check_data: bool = True) -> None:
     for tid, teacher in config["teachers"].items():
         _check_model(teacher["model"], f"teachers.{tid}.model")
         if teacher["source"] == "pretrained":
-            try:  # refuse unverifiable downloads before the first job, not hours into the run
-                resolve_checksums(teacher["pretrained"], f"teachers.{tid}.pretrained")
+            try:  # strict: refuse digests that are not pinned before the first job, not hours into the run
+                resolve_checksums(teacher["pretrained"], f"teachers.{tid}.pretrained",
+                                  strict=config.get("teacher_verification", {}).get("strict", False))
             except ChecksumMissingError as err:
                 problems, hints = problems + err.problems, hints + err.hints
     if problems:

@@ -78,6 +78,11 @@ class Experiment:
     def baseline_path(student: str, seed: int) -> str:
         return f"runs/baselines/{student}/seed{seed}"
 
+    @property
+    def teacher_lock(self) -> str:
+        """The track's lock of fetched teacher digests (trust on first use; lskd.teachers), shared by its jobs."""
+        return f"{self.results}/teachers.lock.json"
+
     # ------------------------------------------------------------------ expansion
     def method_settings(self, method: str) -> dict[str, Any]:
         return self.config.get("methods", {}).get(method) or {}
