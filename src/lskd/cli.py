@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="YAML config, e.g. configs/default.yaml")
     p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"),
                    help="the workflow's config schema (default: workflow/schemas/config.schema.yaml)")
+    p = sub.add_parser("cells", help="one row per cell of a config with its resolved settings (read it before "
+                       "spending GPU hours)")
+    p.add_argument("config", type=Path, help="YAML config, e.g. configs/cifar100.yaml")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (aligned text, default), csv or json (one object per cell)")
+    p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"),
+                   help="the workflow's config schema (default: workflow/schemas/config.schema.yaml)")
     sub.add_parser("list", help="list registered datasets, models and methods")
     from lskd.cli_analysis import add_parsers
 
@@ -268,6 +275,24 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cells(args: argparse.Namespace) -> int:
+    from lskd.workflow import ConfigError, load_config
+    from lskd.workflow.cells import cells_table
+
+    try:
+        config = load_config(args.config, args.schema, check_data=False)
+    except ConfigError as err:
+        raise SystemExit(f"lskd cells: {err}") from None
+    table = cells_table(config)
+    if args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        print(table.to_json(orient="records", indent=1))
+    else:
+        print(table.to_string(index=False))
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -330,6 +355,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Failures whose message says what to do: printed as one line, without a traceback."""
     from lskd.data import DatasetCorruptedError, DatasetNotFoundError
     from lskd.engine.checkpoint import CheckpointError
+    from lskd.engine.pretrained import TeacherRefusedError
     from lskd.engine.trainer import (
         DeviceUnavailableError,
         DivergenceError,
@@ -338,7 +364,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     )
 
     return (CheckpointError, DatasetCorruptedError, DatasetNotFoundError, DeviceUnavailableError, DivergenceError,
-            OutputNotWritableError, TeacherMismatchError)
+            OutputNotWritableError, TeacherMismatchError, TeacherRefusedError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,6 +392,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_distill_group(args)
     if args.command == "check-config":
         return _cmd_check_config(args)
+    if args.command == "cells":
+        return _cmd_cells(args)
     from lskd.cli_analysis import COMMANDS
 
     if args.command in COMMANDS:

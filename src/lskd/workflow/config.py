@@ -125,14 +125,42 @@ def check_structure(config: dict[str, Any]) -> None:
         for method in pair["methods"]:
             if method not in config["grid"]["methods"]:
                 raise ConfigError(f"pairs[{i}].methods.{method}: method not in grid.methods ({', '.join(config['grid']['methods'])})")
+    _check_points(config)
+    _check_overrides(config)
     experiment = Experiment(config)
     seen: set[str] = set()
-    for cell in experiment.cells():
+    for cell in experiment.sweep_cells():
         if cell.path in seen:
             raise ConfigError(f"grid: two settings give the same cell {cell.path} (e.g. kd_weights lists 'default' "
                               "and the number it resolves to)")
         seen.add(cell.path)
     experiment.baselines()  # raises on inconsistent student settings
+
+
+def _check_points(config: dict[str, Any]) -> None:
+    """``pairs[].points`` give a temperature unless the method learns it. A point of a method or transform the
+    grid does not run is skipped (so a subset of a paper config keeps its points); the schema catches typos."""
+    for i, pair in enumerate(config["pairs"]):
+        for j, point in enumerate(pair.get("points") or []):
+            where = f"pairs[{i}].points[{j}]"
+            learned = (config.get("methods", {}).get(point["method"]) or {}).get("learned_temperature", False)
+            if learned and "temperature" in point:
+                raise ConfigError(f"{where}.temperature: {point['method']} learns its temperature; leave it out "
+                                  "(set the learned temperature's range with the method's t_min / t_range)")
+            if not learned and "temperature" not in point:
+                raise ConfigError(f"{where}: 'temperature' is required for method {point['method']!r}")
+
+
+def _check_overrides(config: dict[str, Any]) -> None:
+    """``overrides`` set something, and method hyper-parameters only for a named method. A selector naming a
+    teacher, student, method or transform this config does not run selects nothing (a subset of a paper config
+    keeps its rules); the schema catches misspelt methods and transforms."""
+    for i, rule in enumerate(config.get("overrides") or []):
+        if not (rule.get("optim") or rule.get("hparams")):
+            raise ConfigError(f"overrides[{i}]: sets nothing; give optim and/or hparams")
+        if rule.get("hparams") and rule.get("method") in (None, "ce"):
+            raise ConfigError(f"overrides[{i}].hparams: method hyper-parameters need a method selector "
+                              f"(one of {', '.join(config['grid']['methods'])})")
 
 
 def check_runtime(config: dict[str, Any], *, check_data: bool = True) -> None:

@@ -8,6 +8,8 @@ from functools import cached_property
 from typing import Any
 
 LEARNED = "learned"
+#: Keys an ``overrides`` rule may select on.
+SELECTORS = ("teacher", "student", "method", "transform")
 
 
 def fmt_num(x: float) -> str:
@@ -87,11 +89,21 @@ class Experiment:
     def method_settings(self, method: str) -> dict[str, Any]:
         return self.config.get("methods", {}).get(method) or {}
 
+    def overrides(self, teacher: str | None, student: str, method: str, transform: str) -> list[dict[str, Any]]:
+        """The ``overrides`` rules that apply to one run, in config order. A rule applies when every selector it
+        gives (``teacher``, ``student``, ``method``, ``transform``) equals the run's; a CE baseline is matched as
+        method ``ce``, transform ``none`` and no teacher (so a rule naming a teacher never reaches it)."""
+        run = {"teacher": teacher, "student": student, "method": method, "transform": transform}
+        return [rule for rule in self.config.get("overrides") or []
+                if all(rule[key] == run[key] for key in SELECTORS if key in rule)]
+
     def hparams(self, pair: dict[str, Any], method: str, transform: str) -> dict[str, Any]:
-        """Method hyper-parameters: method defaults < methods.<m>.hparams < per-transform < per-pair."""
+        """Method hyper-parameters: method defaults < methods.<m>.hparams < methods.<m>.transforms.<t> <
+        pairs[].methods.<m> < matching ``overrides`` (in order)."""
         settings = self.method_settings(method)
+        rules = self.overrides(pair["teacher"], pair["student"], method, transform)
         merged = _merge(settings.get("hparams", {}), settings.get("transforms", {}).get(transform, {}),
-                        pair.get("methods", {}).get(method, {}))
+                        pair.get("methods", {}).get(method, {}), *(r.get("hparams") for r in rules))
         if transform != "none":
             merged["transform"] = transform
         return merged
@@ -104,17 +116,23 @@ class Experiment:
         return (list(own.get("temperatures", grid["temperatures"])),
                 list(own.get("kd_weights", grid.get("kd_weights", ["default"]))))
 
-    def cells(self) -> list[Cell]:
+    def learned(self, method: str) -> bool:
+        return bool(self.method_settings(method).get("learned_temperature", False))
+
+    def default_kd_weight(self, pair: dict[str, Any], method: str, transform: str) -> float:
+        hp = self.hparams(pair, method, transform)
+        return float(hp["kd_weight"] if "kd_weight" in hp else _library_default(method, "kd_weight"))
+
+    def sweep_cells(self) -> list[Cell]:
+        """The grid: every pair x method x transform x temperature x KD weight x seed (grid order)."""
         grid = self.config["grid"]
         out = []
         for pair in self.config["pairs"]:
             for method in grid["methods"]:
-                learned = self.method_settings(method).get("learned_temperature", False)
                 for transform in grid["transforms"]:
                     axis_temperatures, axis_weights = self.axes(transform)
-                    temperatures = [None] if learned else [float(t) for t in axis_temperatures]
-                    hp = self.hparams(pair, method, transform)
-                    default_weight = float(hp["kd_weight"] if "kd_weight" in hp else _library_default(method, "kd_weight"))
+                    temperatures = [None] if self.learned(method) else [float(t) for t in axis_temperatures]
+                    default_weight = self.default_kd_weight(pair, method, transform)
                     for weight in axis_weights:
                         kd_weight = default_weight if weight == "default" else float(weight)
                         for temperature in temperatures:
@@ -122,6 +140,31 @@ class Experiment:
                                 out.append(Cell(pair["teacher"], pair["student"], method, transform, temperature,
                                                 kd_weight, int(seed)))
         return out
+
+    def point_cells(self) -> list[Cell]:
+        """``pairs[].points``: single settings added to one pair beyond the grid (e.g. the point an official log
+        ran), once per seed, for the methods and transforms the grid runs. ``kd_weight`` left out = the method's
+        weight for that transform."""
+        grid, out = self.config["grid"], []
+        for pair in self.config["pairs"]:
+            for point in pair.get("points") or []:
+                method, transform = point["method"], point["transform"]
+                if method not in grid["methods"] or transform not in grid["transforms"]:
+                    continue  # a point of a method or transform this config does not run
+                temperature = None if self.learned(method) else float(point["temperature"])
+                weight = point.get("kd_weight", "default")
+                kd_weight = self.default_kd_weight(pair, method, transform) if weight == "default" else float(weight)
+                for seed in self.config["grid"]["seeds"]:
+                    out.append(Cell(pair["teacher"], pair["student"], method, transform, temperature, kd_weight,
+                                    int(seed)))
+        return out
+
+    def cells(self) -> list[Cell]:
+        """The sweep, then the points that are not already sweep cells (a point on the grid adds nothing)."""
+        sweep = self.sweep_cells()
+        seen = {c.path for c in sweep}
+        extra = [c for c in dict.fromkeys(self.point_cells()) if c.path not in seen]
+        return sweep + extra
 
     @cached_property
     def cells_by_path(self) -> dict[str, Cell]:
@@ -139,7 +182,7 @@ class Experiment:
             return []
         optims: dict[str, dict[str, Any]] = {}
         for pair in self.config["pairs"]:
-            optim = self.student_optim(pair)
+            optim = self.baseline_optim(pair)
             if optims.setdefault(pair["student"], optim) != optim:
                 from lskd.workflow.config import ConfigError
 
@@ -158,14 +201,17 @@ class Experiment:
         strong augmentation is not paid by KD cells); groups are chunks of at most ``group_size`` cells in grid
         order. Keys are marker paths relative to the results folder: ``groups/<pair>/seed<s>/<method>-g<k>``.
         """
-        by_key: dict[tuple[str, int, str], list[Cell]] = {}
+        by_key: dict[tuple[str, int, str], dict[tuple[int, int], list[Cell]]] = {}
         for cell in self.cells():
-            by_key.setdefault((cell.pair, cell.seed, cell.method), []).append(cell)
+            optim = self.cell_optim(cell)  # lockstep students share batches and epochs
+            solver = (int(optim.get("batch_size", 0)), int(optim.get("epochs", 0)))
+            by_key.setdefault((cell.pair, cell.seed, cell.method), {}).setdefault(solver, []).append(cell)
         size = max(self.group_size, 1)
         out = {}
-        for (pair, seed, method), cells in by_key.items():
-            for k in range(0, len(cells), size):
-                out[f"groups/{pair}/seed{seed}/{method}-g{k // size}"] = cells[k:k + size]
+        for (pair, seed, method), by_solver in by_key.items():
+            chunks = [cells[k:k + size] for cells in by_solver.values() for k in range(0, len(cells), size)]
+            for k, chunk in enumerate(chunks):
+                out[f"groups/{pair}/seed{seed}/{method}-g{k}"] = chunk
         return out
 
     def group_payload(self, key: str) -> list[dict[str, Any]]:
@@ -183,8 +229,19 @@ class Experiment:
                 "test_subset": d.get("test_subset"), "download": d.get("download", False),
                 "num_workers": d.get("num_workers", 0)}
 
-    def student_optim(self, pair: dict[str, Any]) -> dict[str, Any]:
-        return _merge(self.config.get("student_optim", {}), pair.get("optim", {}))
+    def student_optim(self, pair: dict[str, Any], method: str = "ce", transform: str = "none", *,
+                      teacher: str | None = None) -> dict[str, Any]:
+        """Solver of one student run: ``student_optim`` < ``pairs[].optim`` < matching ``overrides`` (in order)."""
+        rules = self.overrides(teacher, pair["student"], method, transform)
+        return _merge(self.config.get("student_optim", {}), pair.get("optim", {}), *(r.get("optim") for r in rules))
+
+    def baseline_optim(self, pair: dict[str, Any]) -> dict[str, Any]:
+        """Solver of the CE-only student of ``pair`` (no teacher: rules naming a teacher do not apply)."""
+        return self.student_optim(pair)
+
+    def cell_optim(self, cell: Cell) -> dict[str, Any]:
+        pair = self.pair_config(cell.teacher, cell.student)
+        return self.student_optim(pair, cell.method, cell.transform, teacher=cell.teacher)
 
     def teacher_spec(self, teacher: str) -> dict[str, Any]:
         t = self.config["teachers"][teacher]
@@ -200,7 +257,7 @@ class Experiment:
         pair = next(p for p in self.config["pairs"] if p["student"] == student)
         return {
             "model": student, "method": "ce", "seed": seed, "cell": f"baseline {student} seed {seed}",
-            "data": self._data(self.config["dataset"].get("train_subset")), "optim": self.student_optim(pair),
+            "data": self._data(self.config["dataset"].get("train_subset")), "optim": self.baseline_optim(pair),
             "labels": {"role": "baseline", "dataset": self.config["dataset"]["name"], "student": student,
                        "model": student, "method": "ce", "seed": seed},
             **self._common(),
@@ -215,7 +272,7 @@ class Experiment:
         return {
             "model": cell.student, "method": cell.method, "hparams": hp, "seed": cell.seed,
             "teacher_dir": self.run_dir(self.teacher_path(cell.teacher)), "cell": cell.path.removeprefix("runs/"),
-            "data": self._data(self.config["dataset"].get("train_subset")), "optim": self.student_optim(pair),
+            "data": self._data(self.config["dataset"].get("train_subset")), "optim": self.cell_optim(cell),
             "labels": {"role": "distill", "dataset": self.config["dataset"]["name"], "teacher": cell.teacher,
                        "student": cell.student, "model": cell.student, "method": cell.method,
                        "transform": cell.transform, "temperature": cell.temperature, "kd_weight": cell.kd_weight,
