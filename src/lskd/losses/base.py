@@ -6,7 +6,8 @@ name, so a new method never touches the engine (the mdistiller / timm-distillati
 
 Class attributes declare what a method needs from the engine instead of the engine testing method names:
 
-* ``views``: the input views per batch (``("train",)``; MLKD asks ``("train", "strong")``). With several views
+* ``views``: the input views per batch (``("train",)``; MLKD asks ``("train", strong_view)``, set per instance
+  from its ``strong_view`` hyper-parameter, so the engine reads ``method.views``). With several views
   the engine passes tuples of logits, one entry per view, in this order.
 * ``needs_teacher``: ``False`` for plain cross-entropy (teacher training and the CE student baseline).
 
