@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 STATS_FILE = "logit_stats.safetensors"
-TABLES = ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison")
+TABLES = ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official")
 CLAIM_TABLES = ("claims", "claims_runs")
 
 
@@ -33,6 +33,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tables", help="headline, temperature x KD-weight grid, logit statistics, paper comparison")
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for the CSV tables")
+    p.add_argument("--config", type=Path, help="the workflow config (YAML), validated: with it (or --config-json) "
+                   "official.csv compares each official setting with its cells; without, it is not written")
+    p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples for the paired intervals")
     p = sub.add_parser("claims", help="audit the paper's explanation (logit shift, variance match, relations, "
                        "authentic evaluation, teacher size, effective temperature) on the runs")
@@ -125,6 +128,18 @@ def _collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> dict | None:
+    """The config of ``--config-json`` (already validated by the workflow) or ``--config`` (validated here)."""
+    if args.config_json:
+        return json.loads(args.config_json)
+    if args.config:
+        from lskd.workflow import load_config
+
+        schema = Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
+        return load_config(args.config, schema, check_data=False)
+    return None
+
+
 def _tables(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -133,6 +148,7 @@ def _tables(args: argparse.Namespace) -> int:
         headline_table,
         logit_summary_table,
         paper_comparison,
+        paper_points,
         run_summary,
     )
     from lskd.engine.io import write_text
@@ -150,6 +166,11 @@ def _tables(args: argparse.Namespace) -> int:
         "logit_runs": logit_summary_table(summaries, level="run") if summaries else pd.DataFrame(),
         "paper_comparison": paper_comparison(runs),
     }
+    config = _config(args)
+    if config is not None:
+        tables["official"] = paper_points(runs, config)
+    else:
+        print("official: not written (give --config or --config-json)", file=sys.stderr)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         write_text(args.out_dir / f"{name}.csv", table.to_csv(index=False))
@@ -231,14 +252,8 @@ def _primer(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from lskd.report import build_report
 
-    if args.config_json:
-        config = json.loads(args.config_json)
-    elif args.config:
-        from lskd.workflow import load_config
-
-        schema = Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
-        config = load_config(args.config, schema, check_data=False)
-    else:
+    config = _config(args)
+    if config is None:
         raise SystemExit("lskd report: give --config or --config-json")
     md, html = build_report(args.results, args.out_dir, config, command=args.reproduce)
     print(f"{md}\n{html}")

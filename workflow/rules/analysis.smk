@@ -18,7 +18,9 @@ rule collect:
 
 
 # `lskd tables` also writes each run's per-sample logit statistics (RUN/logit_stats.safetensors), recomputing
-# only those older than their logits.
+# only those older than their logits. With the config it writes official.csv: every official setting of the
+# config's pairs (lskd.analysis.official, the one source) next to the paper's number, the official log's and ours
+# at that point (header only for a dataset without official settings).
 rule tables:
     input:
         runs=rules.collect.output.runs,
@@ -36,11 +38,12 @@ rule tables:
         "logs/tables.log",
     params:
         out=lambda w, output: os.path.dirname(output[0]),
+        config=spec_arg(config),
     resources:
         mem_mb=RESOURCES["analysis"]["mem_mb"],
         runtime=RESOURCES["analysis"]["runtime"],
     shell:
-        "lskd tables --runs-csv {input.runs} --out-dir {params.out} > {log} 2>&1"
+        "lskd tables --runs-csv {input.runs} --config-json {params.config} --out-dir {params.out} > {log} 2>&1"
 
 
 # The claims audit (lskd.analysis.claims): the paper's explanation tested on every run, after `tables` has

@@ -55,7 +55,7 @@ CELLS_DONE = (
     else [f"{R}/{cell.path}/metrics.json" for cell in EXP.cells()]
 )
 DATA_MANIFEST = f"{R}/data/{config['dataset']['name']}.json"
-TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "logit_runs", "paper_comparison"]
+TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official"]
 TABLES = [f"{R}/tables/{name}.csv" for name in TABLE_NAMES]
 REPORT = [f"{REPORT_DIR}/report.md", f"{REPORT_DIR}/report.html"]
 

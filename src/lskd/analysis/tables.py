@@ -311,6 +311,178 @@ def paper_comparison(runs: pd.DataFrame) -> pd.DataFrame:
     return _sorted(merged[cols], [*GROUP, "transform"])
 
 
+#: Protocol of each number of :func:`paper_points_table` (its ``*_protocol`` columns say the same per row).
+OURS_BEST_PROTOCOL = "paper protocol: best test epoch, mean of {n} seeds"
+OURS_LAST_PROTOCOL = "lskd: last epoch, mean of {n} seeds"
+LOG_PROTOCOL = "official log: best test epoch of one run"
+UNSTATED_NOTE = "unstated: no source states this row's temperature or KD weight, so it has no point to run"
+#: Column order of :func:`paper_points_table`.
+POINT_COLUMNS: list[str] = [
+    "dataset", "teacher", "student", "paper_teacher", "paper_student", "method", "transform",
+    "official", "status", "deviation", "status_text", "cells", "ours_cells", "ours_basis",
+    "paper_top1", "paper_source", "paper_protocol",
+    "log_best", "log_best_epoch", "log_last", "log_runs", "log_n_runs", "log_protocol", "log_source",
+    "n", "ours_best_top1_mean", "ours_best_top1_std", "ours_best_top1", "ours_best_protocol",
+    "ours_last_top1_mean", "ours_last_top1_std", "ours_last_top1", "ours_last_protocol",
+    "best_minus_paper_mean", "best_minus_paper_lo", "best_minus_paper_hi", "best_minus_paper",
+    "best_minus_log_mean", "best_minus_log_lo", "best_minus_log_hi", "best_minus_log", "interval",
+]
+
+
+def _text(x: Any) -> str:
+    return "" if _isnan(x) else str(x).strip()
+
+
+def _cell_label(temperature: Any, kd_weight: Any) -> str:
+    """The run folder's setting label, ``T2_w9`` / ``Tlearned_w9`` (:attr:`lskd.workflow.grid.Cell.path`)."""
+    t = "learned" if _isnan(temperature) else f"{float(temperature):g}"
+    return f"T{t}_w{float(kd_weight):g}"
+
+
+def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float, float, int]:
+    """``(mean, lo, hi, n)``: the mean of ``values`` and its Student-t interval over them,
+    ``mean ± t_{(1+level)/2, n−1} · s / √n`` (``s`` with ddof=1); ``lo`` and ``hi`` are NaN when ``n < 2``
+    (and every entry is NaN when there is no value)."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    n = int(arr.size)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(arr.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, n
+    from scipy import stats as sps
+
+    half = float(sps.t.ppf((1 + level) / 2, n - 1)) * float(arr.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half, n
+
+
+def _diff_columns(best: pd.Series, reference: Any, prefix: str) -> dict[str, Any]:
+    if _isnan(reference) or best.empty:
+        return {f"{prefix}_mean": np.nan, f"{prefix}_lo": np.nan, f"{prefix}_hi": np.nan, prefix: ""}
+    mean, lo, hi, n = t_interval(best - float(reference))
+    text = fmt_ci(mean, lo, hi) if n >= 2 else f"{mean:+.2f} (n=1: no interval)"
+    return {f"{prefix}_mean": mean, f"{prefix}_lo": lo, f"{prefix}_hi": hi, prefix: text}
+
+
+def _ours_cells(point: Mapping[str, Any]) -> tuple[list[str], str]:
+    """(labels whose runs are "ours" for one official row, how they were chosen)."""
+    status, deviation = point["status"], _text(point.get("deviation"))
+    if status == "exact":
+        labels = _text(point.get("cells")).split()
+        return labels, "official point"
+    if status == "unstated":
+        return [], "none: no point stated"
+    closest = _text(point.get("closest")).split()
+    if not closest:
+        return [], f"none: no cell near the official setting ({deviation})"
+    if len(closest) > 1:
+        return [], f"none: {len(closest)} settings are equally close ({', '.join(closest)}); they differ: {deviation}"
+    return closest, f"closest cells {closest[0]}, which differ: {deviation}"
+
+
+def paper_points_table(runs: pd.DataFrame, points: pd.DataFrame, *, dataset: str,
+                       teacher_models: Mapping[str, str]) -> pd.DataFrame:
+    """Like with like: one row per official setting (the rows of :func:`lskd.analysis.official.compare_cells`,
+    optionally with ``closest`` from :func:`lskd.analysis.official.closest_cells`), in their order.
+
+    Columns (:data:`POINT_COLUMNS`): the pair (``teacher`` = the config's teacher id, ``student``, and the
+    paper's names ``paper_teacher`` / ``paper_student`` via ``teacher_models`` and :func:`to_paper_model`),
+    ``method``, ``transform``; ``official`` (the stated setting), ``status`` (exact / deviates / unstated),
+    ``deviation`` (the reason), ``status_text`` (what the report shows); ``cells`` (the cells of exactly that
+    setting), ``ours_cells`` (the cells ours is computed from: the exact cells; for a ``deviates`` row the
+    single closest setting, empty when there is none or several tie; empty for ``unstated``) and ``ours_basis``;
+    ``paper_top1`` (published, NaN where the paper has no number) with ``paper_source`` / ``paper_protocol``;
+    ``log_best`` (the best of the official log's runs), ``log_best_epoch``, ``log_last``, ``log_runs`` (the
+    log's runs as ``acc@epoch|…``), ``log_n_runs``, ``log_protocol``, ``log_source``; ``n`` (finished seeds of
+    ``ours_cells``), ``ours_best_top1_*`` (:data:`OURS_BEST_PROTOCOL`: best test epoch, mean of the seeds) and
+    ``ours_last_top1_*`` (:data:`OURS_LAST_PROTOCOL`) with the formatted ``ours_best_top1`` / ``ours_last_top1``;
+    ``best_minus_paper_{mean,lo,hi}`` and ``best_minus_log_{mean,lo,hi}``: ours (best epoch) minus the paper /
+    the log's best with a 95% Student-t interval over seeds (n−1 degrees of freedom; ``lo``/``hi`` NaN when
+    n < 2, the text then says "n=1: no interval"), formatted in ``best_minus_paper`` / ``best_minus_log``;
+    ``interval`` says which. When an exact row matches several settings (the source states too little to tell
+    them apart), the one with the highest mean last-epoch top-1 on the test set is used and ``ours_basis``
+    says so.
+    """
+    paper = paper_main_rows()
+    paper = paper[paper["dataset"] == dataset]
+    distill = _distill(runs)
+    if "dataset" in distill:
+        distill = distill[distill["dataset"] == dataset]
+    rows = []
+    for point in points.to_dict("records"):
+        p_teacher = to_paper_model(teacher_models.get(point["teacher"], point["teacher"]))
+        p_student = to_paper_model(point["student"])
+        hit = paper[(paper["teacher"] == p_teacher) & (paper["student"] == p_student)
+                    & (paper["method"] == point["method"]) & (paper["transform"] == point["transform"])]
+        status, deviation = point["status"], _text(point.get("deviation"))
+        log_runs = _text(point.get("log_runs"))
+        row: dict[str, Any] = {
+            "dataset": dataset, "teacher": point["teacher"], "student": point["student"],
+            "paper_teacher": p_teacher, "paper_student": p_student, "method": point["method"],
+            "transform": point["transform"], "official": point["official"], "status": status,
+            "deviation": deviation,
+            "status_text": {"exact": "exact", "unstated": UNSTATED_NOTE}.get(status, f"deviates: {deviation}"),
+            "cells": _text(point.get("cells")),
+            "paper_top1": float(hit["top1"].iloc[0]) if len(hit) else np.nan,
+            "paper_source": hit["source"].iloc[0] if len(hit) else "",
+            "paper_protocol": PAPER_PROTOCOL,
+            "log_best": np.nan if _isnan(point.get("log_best")) else float(point["log_best"]),
+            "log_best_epoch": np.nan if _isnan(point.get("log_best_epoch")) else int(point["log_best_epoch"]),
+            "log_last": np.nan if _isnan(point.get("log_last")) else float(point["log_last"]),
+            "log_runs": log_runs, "log_n_runs": len(log_runs.split("|")) if log_runs else 0,
+            "log_protocol": LOG_PROTOCOL + (f" (the best of the log's {len(log_runs.split('|'))} runs)"
+                                            if "|" in log_runs else ""),
+            "log_source": _text(point.get("source")),
+        }
+        group = distill[(distill["teacher"] == point["teacher"]) & (distill["student"] == point["student"])
+                        & (distill["method"] == point["method"]) & (distill["transform"] == point["transform"])]
+        group = group.assign(_label=[_cell_label(t, w) for t, w in zip(group["temperature"], group["kd_weight"])])
+        labels, basis = _ours_cells(point)
+        found = [lab for lab in labels if (group["_label"] == lab).any()]
+        if len(found) > 1:
+            chosen = max(found, key=lambda lab: group.loc[group["_label"] == lab, "last_top1"].mean())
+            basis += (f" {chosen}, the one of the {len(found)} matching settings ({', '.join(found)}) with the "
+                      "highest mean last-epoch top-1 on the test set")
+            found = [chosen]
+        elif labels and basis == "official point":
+            basis += " " + " ".join(labels)
+        sub = group[group["_label"].isin(found)]
+        _check_unique_seeds(sub, {k: point[k] for k in ("teacher", "student", "method", "transform")})
+        n = len(sub)
+        row["ours_cells"] = " ".join(found) if n else ""
+        row["ours_basis"] = basis + ("" if n or not labels else " (no finished run yet)")
+        row["n"] = n
+        for what in ("best", "last"):
+            summary = _summary(sub[f"{what}_top1"], f"{what}_top1")
+            row.update({f"ours_{k}": v for k, v in summary.items() if not k.endswith("_n")})
+        row["ours_best_protocol"] = OURS_BEST_PROTOCOL.format(n=n)
+        row["ours_last_protocol"] = OURS_LAST_PROTOCOL.format(n=n)
+        row.update(_diff_columns(sub["best_top1"], row["paper_top1"], "best_minus_paper"))
+        row.update(_diff_columns(sub["best_top1"], row["log_best"], "best_minus_log"))
+        row["interval"] = ("" if n == 0 else f"95% t-interval over seeds ({n - 1} df)" if n >= 2
+                           else "n=1: no interval (needs at least 2 seeds)")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=POINT_COLUMNS)
+
+
+def paper_points(runs: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`paper_points_table` for a validated workflow config: its official rows and their cells
+    (:func:`lskd.analysis.official.compare_cells` and ``closest_cells``; they import the losses, hence torch).
+    No row (columns only) when the config's dataset has no official settings."""
+    from lskd.analysis.official import KEY, closest_cells, compare_cells, official_settings
+    from lskd.workflow import Experiment
+
+    dataset = config["dataset"]["name"]
+    teacher_models = {tid: t["model"] for tid, t in config["teachers"].items()}
+    if official_settings(dataset).empty:
+        return pd.DataFrame(columns=POINT_COLUMNS)
+    experiment = Experiment(dict(config))
+    points = compare_cells(experiment)
+    if not points.empty:
+        points = points.merge(closest_cells(experiment), on=KEY, how="left", validate="one_to_one")
+    return paper_points_table(runs, points, dataset=dataset, teacher_models=teacher_models)
+
+
 def paper_ablation_comparison(runs: pd.DataFrame) -> pd.DataFrame:
     """Our KD grid cells next to the paper's Table 4 (resnet32x4 → resnet8x4, base temperature 2, CE 0.1).
 
@@ -345,6 +517,7 @@ def paper_ablation_comparison(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "CELL", "GROUP", "HEADLINE_COLUMNS", "LOGIT_METRICS", "SELECTION_NOTE", "grid_table", "headline_table",
-    "logit_summary_table", "paper_ablation_comparison", "paper_comparison", "paper_context_table", "selected_runs",
+    "CELL", "GROUP", "HEADLINE_COLUMNS", "LOGIT_METRICS", "POINT_COLUMNS", "SELECTION_NOTE", "grid_table",
+    "headline_table", "logit_summary_table", "paper_ablation_comparison", "paper_comparison", "paper_context_table",
+    "paper_points", "paper_points_table", "selected_runs", "t_interval",
 ]

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from lskd.analysis import PAPER_PROTOCOL, SELECTION_NOTE, paper_context_table
 from lskd.analysis.claim_verdicts import VERDICTS
 from lskd.analysis.claims import CLAIMS
+from lskd.analysis.official import official_settings
 from lskd.engine.io import write_text
 from lskd.report.figures import CLAIM_PREFIX, draw_figures
 from lskd.report.figures_claims import claims_tables
@@ -163,6 +164,87 @@ def paper_md(df: pd.DataFrame) -> tuple[str, Markup]:
     header = ["paper: dataset", "method", "pairs", "paper: raw top-1 (mean)", "paper: z-score top-1 (mean)",
               "paper: LS gain (mean)", "paper: LS gain (range)"]
     return note, md_table(rows, header)
+
+
+def _log_best(row: Any) -> str:
+    if is_missing(row["log_best"]):
+        return "—"
+    epoch = "" if is_missing(row["log_best_epoch"]) else f" @{int(row['log_best_epoch'])}"
+    runs = "" if is_missing(row["log_runs"]) else str(row["log_runs"])
+    many = f" (best of {len(runs.split('|'))} runs: {runs.replace('|', ', ')})" if "|" in runs else ""
+    return f"{_num(row['log_best'])}{epoch}{many}"
+
+
+def _point_pair(row: Any) -> str:
+    paper = f"{row['paper_teacher']} → {row['paper_student']}"
+    config = f"{row['teacher']} → {row['student']}"
+    return paper if paper == config else f"{paper} (config: {config})"
+
+
+def _point_status(row: Any) -> str:
+    if row["status"] == "deviates":  # md_table escapes the reason; the bold marker is ours
+        return f"**⚠ deviates:** {row['deviation']}"
+    return "unstated: no point stated" if row["status"] == "unstated" else str(row["status"])
+
+
+def _point_cells(row: Any) -> str:
+    cells = "" if is_missing(row["ours_cells"]) else str(row["ours_cells"])
+    if row["status"] == "deviates":
+        return f"closest: {cells}" if cells else "none"
+    if row["status"] == "unstated":
+        return "—"
+    return cells or ("" if is_missing(row["cells"]) else f"{row['cells']} (not run yet)")
+
+
+def _or_dash(x: Any) -> str:
+    return "—" if is_missing(x) or str(x) == "" else str(x)
+
+
+def paper_points_md(df: pd.DataFrame) -> tuple[str, list[str], Markup]:
+    """(note, legend lines, table) of ``official.csv``: per official setting the paper's number, the official
+    log's, ours at that point under the paper's protocol and lskd's, and ours − paper / − log with a t-interval."""
+    rows = [[_point_pair(r), method_label(r["method"]), transform_label(r["transform"]), _point_cells(r),
+             _point_status(r), _num(r["paper_top1"]) or "—", _log_best(r), _num(r["log_last"]) or "—",
+             _or_dash(r["ours_best_top1"]), _or_dash(r["ours_last_top1"]), _or_dash(r["best_minus_paper"]),
+             _or_dash(r["best_minus_log"])] for _, r in df.iterrows()]
+    counts = {k: int(v) for k, v in df["status"].value_counts().items()}
+    n_exact, n_dev, n_unst = (counts.get(k, 0) for k in ("exact", "deviates", "unstated"))
+    note = (f"Like with like: each of the {len(df)} settings the official code ran for this config's pairs "
+            "(lskd/data/paper/official_settings*.csv), with ours at exactly that setting. "
+            f"Cells run it exactly for {n_exact}; {n_dev} deviate{'s' if n_dev == 1 else ''} from it (the reason "
+            "is shown; ours then comes from the closest cells, when one setting is closest); "
+            f"{n_unst} {'is' if n_unst == 1 else 'are'} unstated (no source states the temperature or KD weight, "
+            "so there is no point to compare). The grid setting selected on the test set is compared with the "
+            "paper in paper_comparison.csv; every column of this table is in official.csv.")
+    legend = [
+        f"paper: the published top-1, {PAPER_PROTOCOL}.",
+        "official log: the best test epoch of the log's run (@ epoch; the best run when a log holds several) "
+        "and its last epoch.",
+        "ours, paper protocol: best test epoch, mean ± std of n seeds; ours, lskd: last epoch, mean ± std of n "
+        "seeds.",
+        "ours − paper and ours − log: ours at the best epoch minus the paper's / the log's best, with a 95% "
+        "t-interval over seeds (n − 1 degrees of freedom); n = 1 gives no interval.",
+    ]
+    header = ["pair (paper names)", "method", "logits", "ours: cells", "status", "paper",
+              "official log: best @epoch", "official log: last", "ours, paper protocol: best test epoch, mean of n "
+              "seeds", "ours, lskd: last epoch, mean of n seeds", "ours best − paper [95% t-CI]",
+              "ours best − log best [95% t-CI]"]
+    return note, legend, md_table(rows, header)
+
+
+def _paper_points(res: Results) -> pd.DataFrame | None:
+    """The paper-points table of a paper-track results folder (``official.csv``, written by the tables step);
+    None when the config's dataset has no official settings or the table has no row. The report renders what
+    the analysis wrote: a missing table is an error that names the step to run."""
+    path = Path(res.results_dir) / "tables" / "official.csv"
+    dataset = (res.config.get("dataset") or {}).get("name")
+    if not path.exists():
+        if not dataset or official_settings(dataset).empty:
+            return None
+        raise FileNotFoundError(f"{path} is missing: run the tables step first (snakemake's `tables` rule, or "
+                                "`lskd tables --runs-csv RUNS --out-dir DIR --config CONFIG`)")
+    df = pd.read_csv(path)
+    return df if len(df) else None
 
 
 def _scope(row: Any) -> str:
@@ -370,8 +452,13 @@ def _environment() -> Environment:
 def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, command: str) -> str:
     """The report's Markdown; figures referenced as ``<figures_dir>/<name>.png``."""
     tables = res.tables
-    paper_note, paper_table = paper_md(tables["paper_comparison"] if "paper_comparison" in tables
-                                       else paper_context_table())
+    points = _paper_points(res)
+    if points is not None:
+        paper_note, paper_legend, paper_table = paper_points_md(points)
+    else:
+        paper_note, paper_table = paper_md(tables["paper_comparison"] if "paper_comparison" in tables
+                                           else paper_context_table())
+        paper_legend = []
     logit = tables.get("logit_summary")
     names = [f.name for f in figures]
     general = [f for f in figures if not f.name.startswith(CLAIM_PREFIX)]
@@ -392,6 +479,7 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
                        "over seeds (means shown; logit_summary.csv has the std)." if logit is not None and len(logit)
                        else "Not available: logit_summary.csv has not been written."),
         "paper_note": paper_note,
+        "paper_legend": paper_legend,
         "figures": [{"title": f.title, "caption": f.caption, "src": Markup(f"{figures_dir}/{f.path.name}")}
                     for f in general],
         "claims": claims_context(res, figures, len(general) + 1, figures_dir),
@@ -446,4 +534,5 @@ def build_report(results_dir: Path, report_dir: Path, config: dict[str, Any], *,
     return md_path, html_path
 
 
-__all__ = ["CLAIMS_SECTION", "SECTIONS", "build_report", "claims_md", "md_escape", "md_table", "render_html", "render_markdown"]
+__all__ = ["CLAIMS_SECTION", "SECTIONS", "build_report", "claims_md", "md_escape", "md_table", "paper_points_md",
+           "render_html", "render_markdown"]
