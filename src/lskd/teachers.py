@@ -52,7 +52,6 @@ import pathlib
 import socket
 import sys
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -157,7 +156,7 @@ def _hints(pretrained: dict[str, Any]) -> list[str]:
     if pretrained.get("member"):
         hints.append(f"`python -m lskd.teachers {name}` prints the archive's and every member's SHA-256.")
     return hints + ["Check the digests against a source you trust before pasting them "
-                    "(README: GPU and paper-scale tracks)."]
+                    "(configs/README.md, 'Teachers: download, verification, conversion')."]
 
 
 def _needed(pretrained: dict[str, Any]) -> list[str]:
@@ -337,14 +336,13 @@ def _commit(tmp: pathlib.Path, dest: pathlib.Path) -> None:
     os.replace(tmp, dest)
 
 
-def _download(url: str, folder: str, expected: list[Expectation], what: str, lock: pathlib.Path | None,
-              staged: list[tuple[pathlib.Path, pathlib.Path]]) -> tuple[pathlib.Path, str]:
-    """``url`` in ``cache_dir()/folder/<sha256>/``: reused when cached and expected, else downloaded into
-    ``incoming`` and checked; a file checked against an expected digest is moved into place at once, one trusted
-    on first use is appended to ``staged`` (moved once the lock records it). Returns (path, sha256)."""
-    from lskd.data.download import download_to_temp
-
-    name = url.rsplit("/", 1)[-1]
+def _into_cache(folder: str, name: str, produce: Callable[[], tuple[pathlib.Path, str]],
+                expected: list[Expectation], what: str, lock: pathlib.Path | None,
+                staged: list[tuple[pathlib.Path, pathlib.Path]]) -> tuple[pathlib.Path, str]:
+    """A file in ``cache_dir()/folder/<sha256>/name``: reused when cached and expected, else written by
+    ``produce()`` (a new file in ``incoming`` and its sha256) and checked; a file checked against an expected
+    digest is moved into place at once, one trusted on first use is appended to ``staged`` (moved once the lock
+    records it). Returns (path, sha256)."""
     if expected:
         digest = expected[0][0]
         dest = cache_dir() / folder / digest / name
@@ -352,20 +350,29 @@ def _download(url: str, folder: str, expected: list[Expectation], what: str, loc
             if _cached(dest, digest):
                 _check(digest, expected, what, lock)
                 return dest, digest
-            tmp, actual = download_to_temp(url, _incoming())
+            tmp, actual = produce()
             try:
                 _check(actual, expected, what, lock)
                 _commit(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
             return dest, actual
-    tmp, actual = download_to_temp(url, _incoming())
+    tmp, actual = produce()
     dest = cache_dir() / folder / actual / name
     if _cached(dest, actual):  # the same bytes are already cached (e.g. by another track)
         tmp.unlink()
         return dest, actual
     staged.append((tmp, dest))
     return tmp, actual
+
+
+def _download(url: str, folder: str, expected: list[Expectation], what: str, lock: pathlib.Path | None,
+              staged: list[tuple[pathlib.Path, pathlib.Path]]) -> tuple[pathlib.Path, str]:
+    """``url`` in ``cache_dir()/folder/<sha256>/`` (see :func:`_into_cache`)."""
+    from lskd.data.download import download_to_temp
+
+    return _into_cache(folder, url.rsplit("/", 1)[-1], lambda: download_to_temp(url, _incoming()), expected, what,
+                       lock, staged)
 
 
 def _local(path_text: str, expected: list[Expectation], what: str, lock: pathlib.Path | None) -> tuple[pathlib.Path, str]:
@@ -382,6 +389,8 @@ def _local(path_text: str, expected: list[Expectation], what: str, lock: pathlib
 def _extract_to(archive: pathlib.Path, member: str, folder: pathlib.Path) -> tuple[pathlib.Path, str]:
     """``member`` of the tar ``archive`` written to a new temporary file in ``folder`` while hashing it; returns
     (file, sha256). Only this one regular file is read; nothing else is unpacked. No file is left on an error."""
+    from lskd.data.download import stream_to_temp
+
     try:
         with tarfile.open(archive, "r:*") as tar:
             try:
@@ -394,51 +403,17 @@ def _extract_to(archive: pathlib.Path, member: str, folder: pathlib.Path) -> tup
                 raise ValueError(f"{archive}: member {member!r} is not a regular file")
             src = tar.extractfile(info)
             assert src is not None
-            digest = hashlib.sha256()
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{pathlib.PurePosixPath(member).name}.", suffix=".part",
-                                            dir=folder)
-            tmp = pathlib.Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    while chunk := src.read(CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            return tmp, digest.hexdigest()
+            tmp, digests = stream_to_temp(src, folder, pathlib.PurePosixPath(member).name)
+            return tmp, digests["sha256"]
     except tarfile.TarError as err:
         raise ValueError(f"{archive} is not a readable tar archive: {err}") from None
 
 
 def _member(archive: pathlib.Path, member: str, expected: list[Expectation], lock: pathlib.Path | None,
             staged: list[tuple[pathlib.Path, pathlib.Path]]) -> tuple[pathlib.Path, str]:
-    """The member, in ``cache_dir()/members/<sha256>/`` (as :func:`_download` does for downloads)."""
-    name = pathlib.PurePosixPath(member).name
-    what = f"member {member}"
-    if expected:
-        digest = expected[0][0]
-        dest = cache_dir() / "members" / digest / name
-        with file_lock(cache_dir() / "locks" / f"member-{digest}.lock"):
-            if _cached(dest, digest):
-                _check(digest, expected, what, lock)
-                return dest, digest
-            tmp, actual = _extract_to(archive, member, _incoming())
-            try:
-                _check(actual, expected, what, lock)
-                _commit(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
-            return dest, actual
-    tmp, actual = _extract_to(archive, member, _incoming())
-    dest = cache_dir() / "members" / actual / name
-    if _cached(dest, actual):
-        tmp.unlink()
-        return dest, actual
-    staged.append((tmp, dest))
-    return tmp, actual
+    """The member, in ``cache_dir()/members/<sha256>/`` (see :func:`_into_cache`)."""
+    return _into_cache("members", pathlib.PurePosixPath(member).name,
+                       lambda: _extract_to(archive, member, _incoming()), expected, f"member {member}", lock, staged)
 
 
 def _torchvision_prefix(url: str | None) -> str | None:

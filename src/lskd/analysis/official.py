@@ -181,56 +181,51 @@ def _official_rows(experiment: Any) -> list[tuple[dict[str, Any], str]]:
     return out
 
 
+def _scored(experiment: Any):
+    """Per official row of the config's pairs: (row, teacher id, stated settings, [(differences, cell)]) over
+    the cells of that pair, method and transform."""
+    by_group: dict[tuple[str, str, str, str], list[Any]] = {}
+    for cell in experiment.cells():
+        by_group.setdefault((cell.teacher, cell.student, cell.method, cell.transform), []).append(cell)
+    for row, teacher_id in _official_rows(experiment):
+        expected = expected_settings(row, experiment.learned(row["method"]))
+        cells = by_group.get((teacher_id, row["student"], row["method"], row["transform"]), [])
+        yield row, teacher_id, expected, [
+            (differences(expected, cell_settings(experiment, c), row["milestones_complete"]), c) for c in cells]
+
+
+def _label(cell: Any) -> str:
+    return cell.path.split("/")[-2]
+
+
 def compare_cells(experiment: Any) -> pd.DataFrame:
     """One row per official setting of the config's pairs: :data:`KEY` (teacher = the config's teacher id),
     ``official`` (the stated settings as text), ``status`` (``exact``: cells run exactly that setting;
     ``deviates``: the closest cell differs, see ``deviation``; ``unstated``: no source states the row's
-    temperature or KD weight, so no cell is its point, but cells agree with all it states, e.g. the solver), ``cells`` (the matching cells' ``T…_w…``
-    labels), ``seeds``, ``deviation``, ``log_best``, ``log_best_epoch``, ``log_last``, ``log_runs``, ``source``."""
-    by_group: dict[tuple[str, str, str, str], list[Any]] = {}
-    for cell in experiment.cells():
-        by_group.setdefault((cell.teacher, cell.student, cell.method, cell.transform), []).append(cell)
+    temperature or KD weight, so no cell is its point, but cells agree with all it states, e.g. the solver),
+    ``cells`` (the matching cells' ``T…_w…`` labels), ``seeds``, ``deviation``, ``closest`` (labels of the
+    cells that differ from the official setting in the fewest stated fields: an exact row's cells, a deviating
+    row's nearest; empty when the config has no cell of that pair, method and transform),
+    ``closest_differences`` (that number of fields, NaN without a cell), ``log_best``, ``log_best_epoch``,
+    ``log_last``, ``log_runs``, ``source``."""
     rows = []
-    for row, teacher_id in _official_rows(experiment):
-        expected = expected_settings(row, experiment.learned(row["method"]))
-        cells = by_group.get((teacher_id, row["student"], row["method"], row["transform"]), [])
-        scored = [(differences(expected, cell_settings(experiment, c), row["milestones_complete"]), c) for c in cells]
+    for row, teacher_id, expected, scored in _scored(experiment):
         stated = any(key in expected for key in ("temperature", "t_min", "kd_weight"))
         consistent = [c for diff, c in scored if not diff]
         exact = consistent if stated else []
-        closest = min(scored, key=lambda s: len(s[0]))[0] if scored else ["no cell of this pair, method and transform"]
+        fewest = min((len(diff) for diff, _ in scored), default=None)
+        closest = next((diff for diff, _ in scored if len(diff) == fewest), ["no cell of this pair, method and transform"])
         rows.append({
             "teacher": teacher_id, "student": row["student"], "method": row["method"], "transform": row["transform"],
             "official": ", ".join(f"{k} {_show(v)}" for k, v in expected.items()) or "(no setting stated)",
             "status": "exact" if exact else ("unstated" if consistent else "deviates"),
-            "cells": " ".join(sorted({c.path.split("/")[-2] for c in exact})),
+            "cells": " ".join(sorted({_label(c) for c in exact})),
             "seeds": len({c.seed for c in exact}),
             "deviation": "" if consistent else "; ".join(closest),
+            "closest": " ".join(sorted({_label(c) for diff, c in scored if len(diff) == fewest})),
+            "closest_differences": math.nan if fewest is None else fewest,
             **{k: row[k] for k in ("log_best", "log_best_epoch", "log_last", "log_runs", "source")},
         })
-    return pd.DataFrame(rows, columns=[*KEY, "official", "status", "cells", "seeds", "deviation", "log_best",
-                                       "log_best_epoch", "log_last", "log_runs", "source"])
-
-
-def closest_cells(experiment: Any) -> pd.DataFrame:
-    """The cells nearest each row of :func:`compare_cells` (same rows, same order): :data:`KEY` (teacher = the
-    config's teacher id), ``closest`` (space-separated ``T…_w…`` labels of the cells of that pair, method and
-    transform that differ from the official setting in the fewest stated fields; empty when the config has no
-    such cell) and ``closest_differences`` (that number of fields; NaN when there is no cell). For an ``exact``
-    row they are its cells (0 differences); for a ``deviates`` row they are the cells its ``deviation`` describes.
-    """
-    by_group: dict[tuple[str, str, str, str], list[Any]] = {}
-    for cell in experiment.cells():
-        by_group.setdefault((cell.teacher, cell.student, cell.method, cell.transform), []).append(cell)
-    rows = []
-    for row, teacher_id in _official_rows(experiment):
-        expected = expected_settings(row, experiment.learned(row["method"]))
-        cells = by_group.get((teacher_id, row["student"], row["method"], row["transform"]), [])
-        scored = [(len(differences(expected, cell_settings(experiment, c), row["milestones_complete"])), c)
-                  for c in cells]
-        fewest = min((n for n, _ in scored), default=None)
-        labels = sorted({c.path.split("/")[-2] for n, c in scored if n == fewest})
-        rows.append({"teacher": teacher_id, "student": row["student"], "method": row["method"],
-                     "transform": row["transform"], "closest": " ".join(labels),
-                     "closest_differences": math.nan if fewest is None else fewest})
-    return pd.DataFrame(rows, columns=[*KEY, "closest", "closest_differences"])
+    return pd.DataFrame(rows, columns=[*KEY, "official", "status", "cells", "seeds", "deviation", "closest",
+                                       "closest_differences", "log_best", "log_best_epoch", "log_last", "log_runs",
+                                       "source"])

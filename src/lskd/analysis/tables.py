@@ -383,7 +383,7 @@ def _ours_cells(point: Mapping[str, Any]) -> tuple[list[str], str]:
 def paper_points_table(runs: pd.DataFrame, points: pd.DataFrame, *, dataset: str,
                        teacher_models: Mapping[str, str]) -> pd.DataFrame:
     """Like with like: one row per official setting (the rows of :func:`lskd.analysis.official.compare_cells`,
-    optionally with ``closest`` from :func:`lskd.analysis.official.closest_cells`), in their order.
+    with their ``closest`` cells), in their order.
 
     Columns (:data:`POINT_COLUMNS`): the pair (``teacher`` = the config's teacher id, ``student``, and the
     paper's names ``paper_teacher`` / ``paper_student`` via ``teacher_models`` and :func:`to_paper_model`),
@@ -467,19 +467,16 @@ def paper_points_table(runs: pd.DataFrame, points: pd.DataFrame, *, dataset: str
 
 def paper_points(runs: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
     """:func:`paper_points_table` for a validated workflow config: its official rows and their cells
-    (:func:`lskd.analysis.official.compare_cells` and ``closest_cells``; they import the losses, hence torch).
+    (:func:`lskd.analysis.official.compare_cells`; it imports the losses, hence torch).
     No row (columns only) when the config's dataset has no official settings."""
-    from lskd.analysis.official import KEY, closest_cells, compare_cells, official_settings
+    from lskd.analysis.official import compare_cells, official_settings
     from lskd.workflow import Experiment
 
     dataset = config["dataset"]["name"]
     teacher_models = {tid: t["model"] for tid, t in config["teachers"].items()}
     if official_settings(dataset).empty:
         return pd.DataFrame(columns=POINT_COLUMNS)
-    experiment = Experiment(dict(config))
-    points = compare_cells(experiment)
-    if not points.empty:
-        points = points.merge(closest_cells(experiment), on=KEY, how="left", validate="one_to_one")
+    points = compare_cells(Experiment(dict(config)))
     return paper_points_table(runs, points, dataset=dataset, teacher_models=teacher_models)
 
 

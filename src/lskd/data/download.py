@@ -101,16 +101,16 @@ def download_file(
     return dest
 
 
-def _stream(url: str, folder: pathlib.Path, name: str, algorithms: Sequence[str],
-            timeout: float) -> tuple[pathlib.Path, dict[str, str]]:
-    """Stream ``url`` into a new temporary file in ``folder`` while hashing it; return it and its digests.
-    On any error the temporary file is removed."""
+def stream_to_temp(src: BinaryIO, folder: pathlib.Path, name: str,
+                   algorithms: Sequence[str] = ("sha256",)) -> tuple[pathlib.Path, dict[str, str]]:
+    """Copy the readable ``src`` into a new temporary file ``folder/.NAME.*.part`` while hashing it; return it and
+    its digests. On any error the temporary file is removed."""
     folder.mkdir(parents=True, exist_ok=True)
     hashes = {a: hashlib.new(a) for a in algorithms}
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     tmp = pathlib.Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, _open_url(url, timeout) as src:
+        with os.fdopen(fd, "wb") as out:
             while chunk := src.read(CHUNK):
                 out.write(chunk)
                 for h in hashes.values():
@@ -121,6 +121,13 @@ def _stream(url: str, folder: pathlib.Path, name: str, algorithms: Sequence[str]
         tmp.unlink(missing_ok=True)
         raise
     return tmp, {a: h.hexdigest() for a, h in hashes.items()}
+
+
+def _stream(url: str, folder: pathlib.Path, name: str, algorithms: Sequence[str],
+            timeout: float) -> tuple[pathlib.Path, dict[str, str]]:
+    """Stream ``url`` into a new temporary file in ``folder`` while hashing it (:func:`stream_to_temp`)."""
+    with _open_url(url, timeout) as src:
+        return stream_to_temp(src, folder, name, algorithms)
 
 
 def download_to_temp(url: str, folder: PathLike, *, timeout: float = 60.0) -> tuple[pathlib.Path, str]:
