@@ -76,8 +76,8 @@ def _cache(tmp_path, monkeypatch) -> Path:
 
 # ------------------------------------------------------------------------------------------ dry runs vs README
 def _readme_job_counts() -> dict[str, dict[str, int]]:
-    """The job-count table of README's "GPU and paper-scale tracks" section: {config: {rule: count}}."""
-    text = (ROOT / "README.md").read_text()
+    """The job-count table of configs/README.md's "GPU and paper-scale tracks" section: {config: {rule: count}}."""
+    text = (ROOT / "configs/README.md").read_text()
     section = text[text.index("## GPU and paper-scale tracks"):]
     lines = [ln for ln in section.splitlines() if ln.startswith("| rule |")]
     assert lines, "README: no '| rule | ...' job-count table in the GPU section"

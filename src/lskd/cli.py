@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lock", type=Path, help="the track's lock of teacher digests (results/teachers.lock.json): "
                    "digests not pinned must match it; on first use they are recorded there")
     p.add_argument("--strict", action="store_true", help="refuse digests that are not pinned (no trust on first use)")
+    p = sub.add_parser("setup-data", help="get the demo's Fashion-MNIST: found, else the Debian package (as root or "
+                       "with sudo; apt-get update when the lists are empty), else a checksum-verified download")
+    p.add_argument("--no-apt", action="store_true", help="do not try the Debian package")
+    p.add_argument("--no-download", action="store_true", help="do not try the download")
     p = sub.add_parser("check-data", help="check that a dataset is present and intact; write a manifest")
     p.add_argument("--dataset", required=True, help="dataset name")
     p.add_argument("--data-root", help="dataset folder (default: the standard locations)")
@@ -275,6 +279,16 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_setup_data(args: argparse.Namespace) -> int:
+    from lskd.data.setup import SetupError, setup_fashion_mnist
+
+    try:
+        setup_fashion_mnist(download=not args.no_download, **({"which": lambda _: None} if args.no_apt else {}))
+    except SetupError as err:
+        raise SystemExit(str(err)) from None
+    return 0
+
+
 def _cmd_cells(args: argparse.Namespace) -> int:
     from lskd.workflow import ConfigError, load_config
     from lskd.workflow.cells import cells_table
@@ -394,6 +408,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_check_config(args)
     if args.command == "cells":
         return _cmd_cells(args)
+    if args.command == "setup-data":
+        return _cmd_setup_data(args)
     from lskd.cli_analysis import COMMANDS
 
     if args.command in COMMANDS:

@@ -1,7 +1,8 @@
 """Fashion-MNIST (Xiao et al., 2017): 70,000 28x28 grayscale fashion images, 10 classes.
 
 Files are searched in: the explicit ``root``, ``$LSKD_DATA``, then the Debian package folder
-``/usr/share/datasets/fashion-mnist/`` (``apt-get install dataset-fashion-mnist``).  In each folder
+``/usr/share/datasets/fashion-mnist/`` (``apt-get install dataset-fashion-mnist``), then lskd's per-user data
+folder ``~/.local/share/lskd`` (``lskd setup-data`` downloads there when it cannot install the package).  In each folder
 the four ``*-ubyte.gz`` files may sit directly, or in torchvision's ``FashionMNIST/raw/`` layout.
 Each file is verified against ``checksums.json`` (official or Debian copy; an intact recompression is
 accepted on the SHA-256 of its decompressed content) and parsed with numpy into a uint8 tensor.
@@ -32,6 +33,7 @@ from lskd.data.registry import (
     RawSplit,
     candidate_roots,
     register_dataset,
+    user_data_dir,
 )
 from lskd.data.transforms import PadRandomCrop, RandomHFlip
 
@@ -107,9 +109,10 @@ class FashionMNIST(DatasetBuilder):
     )
 
     def search_dirs(self, root: PathLike | None) -> list[pathlib.Path]:
-        """Folders checked, in order: the explicit root alone if given, else ``$LSKD_DATA`` and the Debian folder
-        (each directly and in torchvision's ``FashionMNIST/raw`` layout)."""
-        bases = candidate_roots(root) + ([DEBIAN_DIR] if root is None else [])
+        """Folders checked, in order: the explicit root alone if given, else ``$LSKD_DATA``, the Debian folder and
+        lskd's per-user data folder (:func:`lskd.data.registry.user_data_dir`, where ``lskd setup-data``
+        downloads without root); each directly and in torchvision's ``FashionMNIST/raw`` layout."""
+        bases = candidate_roots(root) + ([DEBIAN_DIR, user_data_dir()] if root is None else [])
         return [(b / sub) if sub != "." else b for b in bases for sub in SUBDIRS]
 
     def resolve_root(self, root: PathLike | None = None) -> pathlib.Path:
@@ -122,7 +125,8 @@ class FashionMNIST(DatasetBuilder):
         raise DatasetNotFoundError(
             "Fashion-MNIST not found. Searched:\n  " + "\n  ".join(map(str, searched)) + "\n"
             f"Needs the four files {names}. Get them with ONE of:\n"
-            "  * sudo apt-get install dataset-fashion-mnist   (installs them to /usr/share/datasets/fashion-mnist/)\n"
+            "  * lskd setup-data   (the Debian package as root or with sudo, else a checksum-verified download)\n"
+            "  * apt-get install dataset-fashion-mnist   (as root; installs them to /usr/share/datasets/fashion-mnist/)\n"
             "  * pass --data-root DIR (root=DIR) or set LSKD_DATA=DIR, where DIR holds the four .gz files "
             "directly or torchvision's DIR/FashionMNIST/raw/ layout\n"
             "  * build_dataset('fashion_mnist', ..., root=DIR, download=True)   (official mirror, checksum-verified)"

@@ -151,6 +151,13 @@ def env_roots() -> list[pathlib.Path]:
     return [pathlib.Path(p).expanduser() for p in os.environ.get("LSKD_DATA", "").split(os.pathsep) if p]
 
 
+def user_data_dir() -> pathlib.Path:
+    """lskd's per-user data folder (where ``lskd setup-data`` downloads without root): ``$XDG_DATA_HOME/lskd``,
+    else ``~/.local/share/lskd``."""
+    base = os.environ.get("XDG_DATA_HOME") or pathlib.Path.home() / ".local" / "share"
+    return pathlib.Path(base) / "lskd"
+
+
 def candidate_roots(root: PathLike | None) -> list[pathlib.Path]:
     """Where to look for user data: the explicit ``root`` only (a root the user names must hold the data; we
     never silently read another copy), else ``$LSKD_DATA``."""
