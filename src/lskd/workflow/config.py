@@ -39,8 +39,7 @@ def _schema_errors(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
                 if key in error.instance:
                     for need in needs:
                         if need not in error.instance:
-                            how = " (the file's SHA-256: `sha256sum FILE`, or 'recorded')" if need == "sha256" else ""
-                            messages.append(f"{where}: {need!r} is required when {key!r} is given{how}")
+                            messages.append(f"{where}: {need!r} is required when {key!r} is given")
         elif error.validator == "enum":
             hint = difflib.get_close_matches(str(error.instance), [str(v) for v in error.validator_value], n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
