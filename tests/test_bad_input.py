@@ -215,6 +215,7 @@ def test_read_only_output_folder_fails_before_data_is_loaded(tmp_path, monkeypat
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+@pytest.mark.slow
 def test_gpu_requested_without_a_gpu_is_one_clear_line(tmp_path):
     """Failure: `lskd distill --device cuda` on a machine without a GPU. Behaviour: exit status 1 and a one-line
     message suggesting `device: auto` or `cpu`, no traceback, nothing trained."""

@@ -18,37 +18,40 @@ def raw(name: str = "smoke") -> dict:
     return yaml.safe_load((ROOT / f"configs/{name}.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["default", "smoke"])
+@pytest.mark.parametrize("name", ["default", "smoke", "fmnist_study"])
 def test_shipped_configs_validate_and_fill_defaults(name):
     config = validate_config(raw(name), SCHEMA, check_data=False)
     assert config["execution"]["amp"] == "none"
     assert config["resources"]["distill"]["mem_mb"] > 0
-    assert config["grid"]["kd_weights"] == ["default"]
+    assert config["protocol"]["selection"] == "validation"
+    assert config["grid"]["kd_weights"] == (["default"] if name == "smoke" else config["grid"]["kd_weights"])
 
 
 def test_default_grid_is_the_embedded_demo():
     exp = Experiment(validate_config(raw("default"), SCHEMA, check_data=False))
     cells = exp.cells()
-    # kd, dkd, mlkd: 2 transforms x 3 temperatures x 2 seeds; ctkd learns its temperature: 2 x 2
-    assert len(cells) == 3 * 2 * 3 * 2 + 2 * 2
+    # stage 1: kd, dkd, mlkd: 2 transforms x 2 temperatures x 2 KD weights x 1 seed; ctkd learns its
+    # temperature: 2 transforms x 2 weights
+    assert len(cells) == 3 * 2 * 2 * 2 + 2 * 2
     assert {c.method for c in cells} == {"kd", "dkd", "ctkd", "mlkd"}
     assert {c.transform for c in cells} == {"none", "zscore"}
     assert {c.temperature for c in cells if c.method == "ctkd"} == {None}
     assert len({c.path for c in cells}) == len(cells)
-    assert exp.baselines() == [("cnn_w8d3", 0), ("cnn_w8d3", 1)]
+    assert exp.baselines() == [("cnn_w8d3", 10), ("cnn_w8d3", 11), ("cnn_w8d3", 12)]  # the stage-2 seeds
 
 
 def test_cell_specs_resolve_per_transform_weights_and_validate():
     exp = Experiment(validate_config(raw("default"), SCHEMA, check_data=False))
-    by = {(c.method, c.transform, c.temperature, c.seed): c for c in exp.cells()}
-    kd_ls = exp.cell_spec(by[("kd", "zscore", 2.0, 0)])
+    by = {(c.method, c.transform, c.temperature, c.kd_weight, c.seed): c for c in exp.cells()}
+    kd_ls = exp.cell_spec(by[("kd", "zscore", 2.0, 9.0, 0)])
     assert kd_ls["hparams"] == {"ce_weight": 0.1, "kd_weight": 9.0, "transform": "zscore", "temperature": 2.0}
     assert kd_ls["teacher_dir"] == "results/runs/teachers/cnn_w24d4"
-    assert kd_ls["labels"]["role"] == "distill" and kd_ls["data"]["train_subset"] == 20000
-    kd_raw = exp.cell_spec(by[("kd", "none", 4.0, 1)])
-    assert kd_raw["hparams"]["kd_weight"] == 0.9 and "transform" not in kd_raw["hparams"]
-    assert by[("kd", "zscore", 2.0, 0)].path == "runs/cnn_w24d4__cnn_w8d3/kd/zscore/T2_w9/seed0"
-    ctkd = exp.cell_spec(by[("ctkd", "zscore", None, 0)])
+    assert kd_ls["labels"]["role"] == "distill" and kd_ls["data"]["train_subset"] == 10000
+    assert kd_ls["labels"]["stage"] == "sweep" and kd_ls["data"]["eval_split"] == "val"
+    kd_raw = exp.cell_spec(by[("kd", "none", 4.0, 1.0, 0)])
+    assert kd_raw["hparams"]["kd_weight"] == 1.0 and "transform" not in kd_raw["hparams"]
+    assert by[("kd", "zscore", 2.0, 9.0, 0)].path == "runs/cnn_w24d4__cnn_w8d3/kd/zscore/T2_w9/seed0"
+    ctkd = exp.cell_spec(by[("ctkd", "zscore", None, 9.0, 0)])
     assert "temperature" not in ctkd["hparams"] and ctkd["hparams"]["curriculum_epochs"] == 2
     for cell in exp.cells():
         RunSpec.from_dict(exp.cell_spec(cell))
@@ -104,13 +107,13 @@ def test_groups_share_pair_seed_and_method_and_cover_every_cell():
     config = validate_config(raw("default"), SCHEMA, check_data=False)
     exp = Experiment(config)
     groups = exp.groups()
-    assert config["execution"]["group_size"] == 6 and len(groups) == 8  # 4 methods x 2 seeds
+    assert config["execution"]["group_size"] == 8 and len(groups) == 4  # 4 methods x 1 stage-1 seed
     members = [c for cells in groups.values() for c in cells]
     assert sorted(members) == sorted(exp.cells())
     for key, cells in groups.items():
-        assert len({(c.pair, c.seed, c.method) for c in cells}) == 1 and len(cells) <= 6
+        assert len({(c.pair, c.seed, c.method) for c in cells}) == 1 and len(cells) <= 8
         payload = exp.group_payload(key)
         assert [p["out"] for p in payload] == [exp.run_dir(c.path) for c in cells]
     config["execution"]["group_size"] = 4
     sizes = sorted(len(c) for c in Experiment(config).groups().values())
-    assert sizes == [2, 2, 2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4]
+    assert sizes == [4, 4, 4, 4, 4, 4, 4]  # kd, dkd, mlkd: 8 cells in two groups; ctkd: 4

@@ -194,7 +194,7 @@ def test_points_add_cells_once_per_seed_and_a_point_on_the_grid_adds_nothing():
                                  {"method": "ctkd", "transform": "none", "kd_weight": 2}]
     exp = Experiment(validate_config(raw, SCHEMA, runtime=False))
     added = exp.cells()[base:]
-    assert len(exp.cells()) == base + 4
+    assert len(exp.cells()) == base + 2  # two off-grid points x one stage-1 seed
     assert {c.path.split("/", 2)[2].rsplit("/", 1)[0] for c in added} == {"kd/zscore/T3_w1", "ctkd/none/Tlearned_w2"}
     assert len({c.path for c in exp.cells()}) == len(exp.cells())
 
@@ -243,7 +243,7 @@ def test_overrides_apply_in_order_to_the_runs_they_select_and_not_to_baselines()
 
 
 def test_groups_never_mix_solvers():
-    raw = _smoke(overrides=[{"method": "mlkd", "transform": "zscore", "optim": {"epochs": 2}}])
+    raw = _smoke(overrides=[{"method": "mlkd", "transform": "zscore", "optim": {"epochs": 3}}])
     raw["execution"]["group_size"] = 8
     exp = Experiment(validate_config(raw, SCHEMA, runtime=False))
     for key, cells in exp.groups().items():
@@ -252,6 +252,7 @@ def test_groups_never_mix_solvers():
     assert mlkd == ["groups/cnn_w24d4__cnn_w8d3/seed0/mlkd-g0", "groups/cnn_w24d4__cnn_w8d3/seed0/mlkd-g1"]
 
 
+@pytest.mark.slow
 def test_lskd_cells_prints_every_cell_with_its_settings():
     out = subprocess.run([sys.executable, "-m", "lskd.cli", "cells", "configs/smoke.yaml", "--format", "json"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -260,6 +260,7 @@ def _train_into(out: str, seed: int) -> None:
     train_one(spec(seed=seed, optim=OptimSpec(epochs=2, batch_size=BATCH)), out, progress=False)
 
 
+@pytest.mark.slow
 def test_two_jobs_training_into_one_results_tree_concurrently(tmp_path):
     """Failure: two training processes write run folders in the same results tree at once (as parallel Snakemake
     jobs do). Behaviour: both finish and each folder equals the folder the run writes alone."""

@@ -48,6 +48,7 @@ def test_primer_command_writes_a_png(tmp_path):
     assert "top class '0'" in out.stdout and "after z-score" not in out.stdout
 
 
+@pytest.mark.slow
 def test_primer_command_options(tmp_path):
     out = _lskd(f"--logits={LOGITS}", "--zscore", "--confidence", "--temperatures", "1,3,10",
                 "--classes", ",".join(f"c{i}" for i in range(10)), "--std", "population", "-o", "sub/z.svg",
@@ -82,6 +83,7 @@ def test_draw_primer_panels_legend_and_zscore():
         draw_primer([1.0])
 
 
+@pytest.mark.slow
 def test_primer_from_a_trained_teacher_with_class_names(teacher, tmp_path):
     record = read_json(teacher / "spec.json")
     record["spec"]["data"]["name"] = "fashion_mnist"  # its 10 real class names (the logits have 10 classes)

@@ -40,6 +40,7 @@ def _distill(teacher: Path, out: Path) -> list[str]:
                  "--out", str(out), *COMMON[4:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM (preemption)"])
 def test_killed_distillation_resumes_to_identical_metrics(tmp_path, teacher, sig):
     full = tmp_path / "full"

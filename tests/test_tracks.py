@@ -119,6 +119,7 @@ def dry_runs(tmp_path_factory) -> dict[str, tuple[dict[str, int], float]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TRACKS)
 def test_dry_run_lists_the_jobs_the_readme_states(dry_runs, name):
     counts, seconds, rc, text = dry_runs[name]
@@ -127,6 +128,7 @@ def test_dry_run_lists_the_jobs_the_readme_states(dry_runs, name):
     assert counts == _readme_job_counts()[name]
 
 
+@pytest.mark.slow
 def test_cifar100_dry_run_is_fast(dry_runs):
     counts, seconds, rc, _ = dry_runs["cifar100"]
     assert rc == 0 and counts["distill"] == 3036

@@ -10,24 +10,39 @@ from pipeline import HAS_FASHION_MNIST
 from pipeline import copy_workflow as _copy_workflow
 from pipeline import run_snakemake as _snakemake
 
-pytestmark = pytest.mark.skipif(not HAS_FASHION_MNIST, reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not HAS_FASHION_MNIST, reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")]
 
 
 def test_smoke_pipeline_produces_every_table(smoke_run):
     tables = smoke_run / "results/tables"
     runs = pd.read_csv(tables / "runs.csv")
-    # 1 teacher + 2 CE baselines + (kd, dkd, mlkd: 2 transforms x 2 temperatures + ctkd: 2 transforms) x 2 seeds
-    assert len(runs) == 1 + 2 + (3 * 2 * 2 + 2) * 2
+    selection = pd.read_csv(tables / "selection.csv")
+    # stage 1: (kd, dkd, mlkd: 2 transforms x 2 temperatures + ctkd: 2 transforms) x 1 seed, on the validation split
+    sweep = runs[runs["stage"] == "sweep"]
+    assert len(sweep) == 3 * 2 * 2 + 2 and set(sweep["split"]) == {"val"}
+    assert len(selection) == 8 and set(selection["status"]) <= {"ok", "no healthy setting"}
+    # stage 2: every chosen setting once per fresh seed, on the test set; CE baselines on the same seeds
+    confirm = runs[runs["stage"] == "confirm"]
+    assert len(confirm) == 3 * int((selection["status"] == "ok").sum()) and set(confirm["split"]) == {"test"}
+    assert set(confirm["seed"]) == {1, 2, 3} and not set(confirm["seed"]) & set(sweep["seed"])
+    assert len(runs) == 1 + 3 + len(sweep) + len(confirm)
     assert set(runs["role"]) == {"teacher", "baseline", "distill"}
-    assert runs[["last_top1", "best_top1"]].notna().all().all()
+    assert set(runs["status"]) <= {"ok", "collapsed", "diverged"}
+    ok = runs[runs["status"] != "diverged"]
+    assert ok[["last_top1", "best_top1"]].notna().all().all()
     for name in ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison"):
         table = pd.read_csv(tables / f"{name}.csv")
         assert len(table) > 0, name
     headline = pd.read_csv(tables / "headline.csv")
-    assert {"kd", "dkd", "ctkd", "mlkd"} <= set(headline["method"])
+    assert {"kd", "dkd", "ctkd", "mlkd"} <= set(headline["method"]) and len(headline) == 8
+    assert set(headline["protocol"]) == {"validation"}
+    healthy = headline[headline["status"] == "ok"]
+    assert (healthy["n"] >= 1).all() and headline.loc[headline["status"] != "ok", "last_top1_mean"].isna().all()
+    grid = pd.read_csv(tables / "grid.csv")
+    assert len(grid) == len(sweep) and set(grid["split"]) == {"val"} and "status" in grid
     from lskd.analysis import read_run_stats
 
-    for run_dir in runs["run_dir"]:  # paths relative to the workflow's working directory
+    for run_dir in ok["run_dir"]:  # paths relative to the workflow's working directory
         stats = read_run_stats(smoke_run / run_dir / "logit_stats.safetensors")
         assert len(stats) == 300 and stats["std"].notna().all(), run_dir
 
@@ -53,7 +68,9 @@ def test_smoke_pipeline_writes_a_self_contained_report(smoke_run):
     assert (claims.loc[claims["claim"] == "logit_shift", "unit"] == "seeds").all()
     for name in ("logit_shift", "variance_match", "relations", "authentic_eval", "effective_temp"):
         assert f"](figures/claim_{name}.png)" in section, name
-    assert len(pd.read_csv(smoke_run / "results/tables/claims_runs.csv")) == (3 * 2 * 2 + 2) * 2
+    runs = pd.read_csv(smoke_run / "results/tables/runs.csv")
+    tested = runs[(runs["stage"] == "sweep") & (runs["status"] == "ok")]  # the healthy stage-1 grid
+    assert len(pd.read_csv(smoke_run / "results/tables/claims_runs.csv")) == len(tested)
     for fig in figures:
         assert f"figures/{fig.name}" in md
     assert html.count("data:image/png;base64") >= len(figures)
@@ -102,18 +119,24 @@ def test_bad_config_stops_before_any_job(tmp_path, key, value, message):
 
 
 def test_grouped_cells_match_the_ungrouped_pipeline(smoke_run, tmp_path):
-    """execution.group_size > 1 trains a pair/seed/method's cells in one lockstep job: same numbers, fewer jobs."""
+    """execution.group_size > 1 trains a pair/seed/method's cells in one lockstep job: same numbers, fewer jobs.
+    Checked on stage 1 and its selection (the smoke config groups; here every cell is its own job)."""
     import yaml
 
     work = _copy_workflow(tmp_path)
     config = yaml.safe_load((work / "configs/smoke.yaml").read_text())
-    config["execution"]["group_size"] = 4
-    (work / "configs/grouped.yaml").write_text(yaml.safe_dump(config))
-    dry = _snakemake(work, "-n", "--configfile", "configs/grouped.yaml")
-    assert re.search(r"distill_group\s+8\b", dry.stdout) and not re.search(r"^distill\s", dry.stdout, re.M)
-    out = _snakemake(work, "results/tables/runs.csv", "--cores", "2", "--configfile", "configs/grouped.yaml")
+    config["execution"]["group_size"] = 1
+    (work / "configs/alone.yaml").write_text(yaml.safe_dump(config))
+    dry = _snakemake(work, "-n", "--configfile", "configs/smoke.yaml")
+    assert re.search(r"distill_group\s+4\b", dry.stdout) and not re.search(r"^distill\s", dry.stdout, re.M)
+    out = _snakemake(work, "results/tables/selection.csv", "--cores", "2", "--configfile", "configs/alone.yaml")
     assert out.returncode == 0, out.stderr[-3000:]
-    cols = ["run_dir", "last_top1", "best_top1", "last_nll", "last_ece", "best_epoch"]
-    grouped = pd.read_csv(work / "results/tables/runs.csv")[cols].set_index("run_dir").sort_index()
-    alone = pd.read_csv(smoke_run / "results/tables/runs.csv")[cols].set_index("run_dir").sort_index()
-    pd.testing.assert_frame_equal(grouped, alone)
+    assert re.search(r"^distill\s+14\b", out.stdout + out.stderr, re.M)
+    alone = pd.read_csv(work / "results/tables/selection.csv")
+    grouped = pd.read_csv(smoke_run / "results/tables/selection.csv")
+    pd.testing.assert_frame_equal(alone, grouped)
+    import json
+
+    for cell_metrics in sorted((smoke_run / "results/runs").glob("cnn_w24d4__cnn_w8d3/*/*/*/seed0/metrics.json")):
+        twin = work / cell_metrics.relative_to(smoke_run)
+        assert json.loads(twin.read_text()) == json.loads(cell_metrics.read_text()), cell_metrics

@@ -54,6 +54,8 @@ def _run_flags(p: argparse.ArgumentParser, *, model_help: str) -> None:
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--cell", help="name of the run in messages and tables")
     g.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
+    g.add_argument("--record-divergence", action="store_true",
+                   help="finish a run whose loss turns non-finite as 'diverged' (metrics.json status) instead of failing")
 
 
 def _method_flags(p: argparse.ArgumentParser) -> None:
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (overrides the specs)")
     p.add_argument("--marker", type=Path, help="write a JSON marker listing the finished run folders here")
     p.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
+    p.add_argument("--record-divergence", action="store_true",
+                   help="finish a member whose loss turns non-finite as 'diverged' while the others train on")
     p = sub.add_parser("check-config", help="validate a workflow config completely (schema, models, hyper-parameters, data)")
     p.add_argument("config", type=Path, help="YAML config, e.g. configs/default.yaml")
     p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"),
@@ -192,13 +196,14 @@ def spec_from_args(args: argparse.Namespace, method: str) -> dict[str, Any]:
 
 
 def _cmd_train(args: argparse.Namespace, method: str) -> int:
-    from lskd.engine import RunSpec, train_one
+    from lskd.engine import RunSpec, train
 
     try:
         spec = RunSpec.from_dict(spec_from_args(args, method))
     except (ValueError, TypeError) as err:
         raise SystemExit(f"lskd: invalid run spec: {err}") from None
-    metrics = train_one(spec, args.out, progress=not args.no_progress)
+    metrics = train([spec], [args.out], progress=not args.no_progress,
+                    record_divergence=bool(getattr(args, "record_divergence", False)))[0]
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -260,9 +265,10 @@ def _cmd_distill_group(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, KeyError) as err:
         raise SystemExit(f"lskd distill-group: invalid group: {err}") from None
     outs = [m["out"] for m in members]
-    metrics = train(specs, outs, progress=not args.no_progress)
+    metrics = train(specs, outs, progress=not args.no_progress, record_divergence=args.record_divergence)
     if args.marker:
-        write_json(args.marker, {"runs": outs, "last_top1": [m["last"]["top1"] for m in metrics]})
+        write_json(args.marker, {"runs": outs, "status": [m.get("status", "ok") for m in metrics],
+                                 "last_top1": [(m["last"] or {}).get("top1") for m in metrics]})
     return 0
 
 

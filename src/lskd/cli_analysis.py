@@ -30,6 +30,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="one row per finished run: metrics, labels, timing -> CSV")
     p.add_argument("runs", nargs="+", type=Path, help="finished run folders")
     p.add_argument("--out", type=Path, required=True, help="CSV to write (e.g. results/tables/runs.csv)")
+    p = sub.add_parser("select", help="stage 1 -> 2 of the validation protocol: each arm's setting chosen on the "
+                       "validation split (reads only the stage-1 cells' metrics.json)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--config", type=Path, help="the workflow config (YAML), validated")
+    g.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
+    p.add_argument("--out", type=Path, required=True, help="CSV to write (e.g. results/tables/selection.csv)")
     p = sub.add_parser("tables", help="headline, temperature x KD-weight grid, logit statistics, paper comparison")
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for the CSV tables")
@@ -83,11 +89,13 @@ def ensure_stats(run_dir: Path, teacher_dir: str | None = None) -> Path:
     from. One process computes them for every run (in ``lskd tables``): a job per run would spend most of its
     time importing torch."""
     from lskd.analysis import write_run_stats
+    from lskd.layout import logits_path, run_split
 
     out = run_dir / STATS_FILE
-    sources = [run_dir / "test_logits.safetensors"]
+    split = run_split(run_dir)
+    sources = [logits_path(run_dir, split)]
     if isinstance(teacher_dir, str) and teacher_dir:
-        sources.append(Path(teacher_dir) / "test_logits.safetensors")
+        sources.append(logits_path(teacher_dir, split))
     newest = max(p.stat().st_mtime_ns for p in sources if p.exists())
     if not out.exists() or out.stat().st_mtime_ns < newest:
         write_run_stats(run_dir, out)
@@ -140,6 +148,28 @@ def _config(args: argparse.Namespace) -> dict | None:
     return None
 
 
+def _select(args: argparse.Namespace) -> int:
+    from lskd.analysis.selection import SelectionError, read_stage1, select_settings
+    from lskd.engine.io import write_text
+    from lskd.workflow import Experiment
+
+    exp = Experiment(_config(args))
+    if not exp.validation:
+        raise SystemExit("lskd select: the config selects on the test set (protocol.selection: test); the "
+                         "validation protocol's selection needs protocol.selection: validation")
+    try:
+        selection = select_settings(read_stage1(exp.cells(), exp.results))
+    except SelectionError as err:
+        raise SystemExit(f"lskd select: {err}") from None
+    write_text(args.out, selection.to_csv(index=False))
+    for row in selection.itertuples(index=False):
+        chosen = (f"T {row.temperature if row.temperature == row.temperature else 'learned'} w {row.kd_weight:g}: "
+                  f"val top-1 {row.val_top1_mean:.2f}% (n={row.n_seeds})" if row.status == "ok" else row.status)
+        print(f"{row.teacher} → {row.student} {row.method} {row.transform}: {chosen} "
+              f"[{row.n_healthy_settings}/{row.n_settings} settings healthy]", file=sys.stderr)
+    return 0
+
+
 def _tables(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -155,9 +185,10 @@ def _tables(args: argparse.Namespace) -> int:
 
     runs = pd.read_csv(args.runs_csv)
     summaries = []
-    for record in runs.to_dict("records"):
+    healthy = runs[runs["status"] == "ok"] if "status" in runs else runs
+    for record in healthy.to_dict("records"):  # a diverged run has no logits; a collapsed one is not summarised
         stats = ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
-        if record["role"] == "distill":
+        if record["role"] == "distill" and record.get("stage", "sweep") != "confirm":
             summaries.append(run_summary(record["run_dir"], stats, record))
     tables = {
         "headline": headline_table(runs, n_boot=args.n_boot),
@@ -185,6 +216,8 @@ def _claims(args: argparse.Namespace) -> int:
     from lskd.engine.io import write_text
 
     runs = pd.read_csv(args.runs_csv)
+    if "status" in runs:  # the explanation is tested on the healthy stage-1 grid (lskd.analysis.claims)
+        runs = runs[(runs["status"] == "ok") & (runs["stage"].fillna("") != "confirm")]
     for record in runs.to_dict("records"):
         ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
     claims, per_run = audit_runs(runs, AuditConfig(n_boot=args.n_boot, n_boot_samples=args.n_boot_samples))
@@ -260,5 +293,6 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "tables": _tables, "claims": _claims,
+COMMANDS = {"bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "select": _select, "tables": _tables,
+            "claims": _claims,
             "primer": _primer, "report": _report}

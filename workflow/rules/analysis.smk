@@ -2,6 +2,8 @@ rule collect:
     input:
         metrics=[f"{d}/metrics.json" for d in REFERENCE_DIRS],
         cells=CELLS_DONE,
+        confirm=confirm_markers,
+        selection=[SELECTION] if VALIDATION else [],
     output:
         runs=report(f"{R}/tables/runs.csv", caption="../report/tables.rst", category="Tables"),
     conda:
@@ -9,7 +11,7 @@ rule collect:
     log:
         "logs/collect.log",
     params:
-        runs=RUN_DIRS,
+        runs=lambda w, input: RUN_DIRS + confirm_run_dirs(input.selection),
     resources:
         mem_mb=RESOURCES["analysis"]["mem_mb"],
         runtime=RESOURCES["analysis"]["runtime"],

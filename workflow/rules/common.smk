@@ -55,6 +55,8 @@ CELLS_DONE = (
     else [f"{R}/{cell.path}/metrics.json" for cell in EXP.cells()]
 )
 DATA_MANIFEST = f"{R}/data/{config['dataset']['name']}.json"
+VALIDATION = EXP.validation  # two stages: the grid on a validation split, then the chosen settings on the test set
+SELECTION = EXP.selection_path
 TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official"]
 TABLES = [f"{R}/tables/{name}.csv" for name in TABLE_NAMES]
 REPORT = [f"{REPORT_DIR}/report.md", f"{REPORT_DIR}/report.html"]
@@ -71,3 +73,16 @@ def cell_of(wildcards):
     if path not in EXP.cells_by_path:
         raise ValueError(f"{path} is not a cell of this config")
     return EXP.cells_by_path[path]
+
+
+def confirm_markers(wildcards):
+    """Stage 2's group markers, known once the `select` checkpoint has chosen the settings (validation only)."""
+    if not VALIDATION:
+        return []
+    selection = checkpoints.select.get().output.selection
+    return [f"{R}/{key}.json" for key in EXP.confirm_groups(selection)]
+
+
+def confirm_run_dirs(selection_files):
+    """Stage-2 run folders of the selection file(s) among a job's inputs (empty under the paper's protocol)."""
+    return [EXP.run_dir(c.path) for f in selection_files for c in EXP.confirm_cells(str(f))]

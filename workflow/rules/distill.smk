@@ -20,6 +20,8 @@ rule train_baseline:
         "lskd distill --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"
 
 
+# Cells record a non-finite loss as a finished run with status diverged (metrics.json), so one diverged cell is a
+# row of the tables, not a failed pipeline.
 rule distill:
     input:
         teacher=lambda w: f"{teacher_dir_of_pair(w)}/metrics.json",
@@ -40,7 +42,7 @@ rule distill:
         runtime=RESOURCES["distill"]["runtime"],
         gpu=GPU,
     shell:
-        "lskd distill --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"
+        "lskd distill --spec-json {params.spec} --threads {threads} --record-divergence --out {params.out} > {log} 2>&1"
 
 
 rule distill_group:
@@ -63,4 +65,53 @@ rule distill_group:
         runtime=RESOURCES["distill"]["runtime"],
         gpu=GPU,
     shell:
-        "lskd distill-group --group-json {params.group} --threads {threads} --marker {output.marker} > {log} 2>&1"
+        "lskd distill-group --group-json {params.group} --threads {threads} --record-divergence "
+        "--marker {output.marker} > {log} 2>&1"
+
+
+# The validation protocol (protocol.selection: validation). Stage 1 is the grid above, evaluated on the held-out
+# validation split only. This checkpoint reads nothing but the stage-1 cells' metrics.json (validation top-1) and
+# writes each arm's chosen setting; Snakemake then re-evaluates the DAG, and stage 2 retrains exactly those
+# settings with protocol.confirm_seeds, evaluated on the test set.
+checkpoint select:
+    input:
+        cells=CELLS_DONE,
+    output:
+        selection=report(SELECTION, caption="../report/tables.rst", category="Tables"),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/select.log",
+    params:
+        config=spec_arg(config),
+    resources:
+        mem_mb=RESOURCES["analysis"]["mem_mb"],
+        runtime=RESOURCES["analysis"]["runtime"],
+    shell:
+        "lskd select --config-json {params.config} --out {output.selection} > {log} 2>&1"
+
+
+rule confirm_group:
+    input:
+        teacher=lambda w: f"{teacher_dir_of_pair(w)}/metrics.json",
+        teacher_model=lambda w: f"{teacher_dir_of_pair(w)}/model.safetensors",
+        selection=SELECTION,
+    output:
+        marker=f"{R}/groups/confirm/{{pair}}/seed{{seed}}/{{method}}-g{{index}}.json",
+    wildcard_constraints:
+        index=r"\d+",
+    conda:
+        CONDA_ENV
+    log:
+        "logs/groups/confirm/{pair}/seed{seed}/{method}-g{index}.log",
+    params:
+        group=lambda w, input: spec_arg(EXP.group_payload(
+            f"groups/confirm/{w.pair}/seed{w.seed}/{w.method}-g{w.index}", EXP.confirm_groups(input.selection))),
+    threads: EXECUTION["threads"]
+    resources:
+        mem_mb=RESOURCES["distill"]["mem_mb"],
+        runtime=RESOURCES["distill"]["runtime"],
+        gpu=GPU,
+    shell:
+        "lskd distill-group --group-json {params.group} --threads {threads} --record-divergence "
+        "--marker {output.marker} > {log} 2>&1"

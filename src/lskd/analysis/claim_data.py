@@ -25,6 +25,7 @@ from lskd.analysis.claim_stats import (
 from lskd.analysis.collect import resolve_teacher_dir
 from lskd.analysis.logit_stats import read_run_stats
 from lskd.analysis.tables import selected_runs
+from lskd.layout import logits_file
 
 STATS_FILE = "logit_stats.safetensors"
 #: Identifying columns of a student run in :func:`run_claims_table`.
@@ -85,10 +86,11 @@ def targets_digest(targets: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(targets, dtype=np.int64)).tobytes()).hexdigest()[:16]
 
 
-def _read_logits(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_logits(run_dir: Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     from lskd.engine.io import read_tensors
+    from lskd.layout import logits_path
 
-    t = read_tensors(run_dir / "test_logits.safetensors")
+    t = read_tensors(logits_path(run_dir, split))
     return t["logits"].double().numpy(), t["targets"].long().numpy()
 
 
@@ -110,17 +112,18 @@ def load_audit_data(runs: pd.DataFrame) -> AuditData:
     working directory). Raises ``ValueError`` when a student and its teacher were evaluated on other samples."""
     selected = set(selected_runs(runs)["run_dir"])
     data = AuditData()
-    teacher_logits: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
+    teacher_logits: dict[tuple[Path, str], tuple[np.ndarray, np.ndarray]] = {}
     for row in runs[runs["role"] == "distill"].to_dict("records"):
         run_dir = Path(row["run_dir"])
         teacher_dir = resolve_teacher_dir(run_dir, row.get("teacher_dir") if isinstance(row.get("teacher_dir"), str)
                                           else None)
-        if teacher_dir is None or not (teacher_dir / "test_logits.safetensors").exists():
+        split = str(row.get("split") or "test") if isinstance(row.get("split"), str) else "test"
+        if teacher_dir is None or not (teacher_dir / logits_file(split)).exists():
             continue
-        if teacher_dir not in teacher_logits:
-            teacher_logits[teacher_dir] = _read_logits(teacher_dir)
-        v, yv = teacher_logits[teacher_dir]
-        z, y = _read_logits(run_dir)
+        if (teacher_dir, split) not in teacher_logits:
+            teacher_logits[teacher_dir, split] = _read_logits(teacher_dir, split)
+        v, yv = teacher_logits[teacher_dir, split]
+        z, y = _read_logits(run_dir, split)
         if not np.array_equal(y, yv):
             raise ValueError(f"{run_dir}: its teacher {teacher_dir} was evaluated on other test samples")
         stats = read_run_stats(run_dir / STATS_FILE) if (run_dir / STATS_FILE).exists() else None
@@ -128,7 +131,7 @@ def load_audit_data(runs: pd.DataFrame) -> AuditData:
                                         claim_sample_stats(z, v, y, stats)))
     for row in runs[runs["role"] == "teacher"].to_dict("records"):
         run_dir = Path(row["run_dir"])
-        if not (run_dir / "test_logits.safetensors").exists():
+        if not (run_dir / logits_file("test")).exists():
             continue
         v, y = _read_logits(run_dir)
         data.teachers.append(TeacherRun(

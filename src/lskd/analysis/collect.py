@@ -22,10 +22,15 @@ temperature        ``labels.temperature`` | ``resolved.hparams.temperature``; em
 kd_weight          ``labels.kd_weight`` | ``resolved.hparams.kd_weight`` (empty for CE)
 effective_temp...  the temperature the loss used at the end: CTKD → last ``temperature`` of ``history.csv``;
                    CE runs → 1.0; otherwise ``temperature`` (1.0 for a method without one)
+stage              ``labels.stage``: ``sweep`` (the grid; stage 1 of the validation protocol) or ``confirm``
+                   (stage 2: a selected setting retrained with a fresh seed); empty for teachers and baselines
+split              ``metrics.json``'s ``split``: where ``last_*``/``best_*`` were measured, ``test`` or ``val``
+status             :func:`lskd.analysis.health.run_status`: ``ok``, ``collapsed`` or ``diverged`` (a diverged
+                   run has no accuracy: its metric columns are empty)
 =================  ================================================================================
 
 Metrics are ``metrics.json``'s ``last`` (headline) and ``best`` (the paper's protocol) blocks; any NaN/inf there
-raises :class:`ValueError`, so no NaN reaches a table.
+raises :class:`ValueError`, so no NaN reaches a table except the empty accuracy of a run recorded as diverged.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from typing import Any
 
 import pandas as pd
 
+from lskd.analysis.health import run_status
 from lskd.engine.io import read_json
 
 ROLES: tuple[str, ...] = ("teacher", "baseline", "distill")
@@ -46,7 +52,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "run_dir", "role", "dataset", "teacher", "teacher_model", "student", "model", "method", "transform",
     "temperature", "kd_weight", "ce_weight", "effective_temperature", "seed", "last_top1", "last_top5", "last_nll", "last_ece",
     "best_top1", "best_top5", "best_epoch", "epochs", "wall_seconds", "num_params", "num_test", "teacher_dir",
-    "cell", "git_commit",
+    "cell", "git_commit", "stage", "split", "status", "num_classes", "num_eval",
 )
 
 SORT_KEYS: tuple[str, ...] = (
@@ -118,7 +124,11 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
         raise FileNotFoundError(f"{run_dir} has no metrics.json: the run is not finished")
     record = read_json(run_dir / "spec.json")
     metrics = read_json(run_dir / "metrics.json")
-    _check_finite(run_dir, metrics)
+    diverged = metrics.get("status") == "diverged"
+    if diverged:
+        metrics = {**metrics, **{b: dict.fromkeys(_METRIC_KEYS, math.nan) for b in ("last", "best")}}
+    else:
+        _check_finite(run_dir, metrics)
     timing = read_json(run_dir / "timing.json") if (run_dir / "timing.json").exists() else {}
     spec, resolved = record["spec"], record.get("resolved", {})
     labels: dict[str, Any] = spec.get("labels") or {}
@@ -168,14 +178,19 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
         **{f"last_{k}": float(metrics["last"][k]) for k in ("top1", "top5", "nll", "ece")},
         "best_top1": float(metrics["best"]["top1"]),
         "best_top5": float(metrics["best"]["top5"]),
-        "best_epoch": int(metrics["best"]["epoch"]),
-        "epochs": int(timing.get("epochs", metrics["last"]["epoch"])),
+        "best_epoch": math.nan if diverged else int(metrics["best"]["epoch"]),
+        "epochs": int(timing["epochs"]) if "epochs" in timing else int(metrics["last"]["epoch"]),
         "wall_seconds": None if wall is None else float(wall),
         "num_params": resolved.get("num_params"),
         "num_test": metrics.get("num_test"),
+        "num_eval": metrics.get("num_eval", metrics.get("num_test")),
         "teacher_dir": None if teacher_dir is None else str(teacher_dir),
         "cell": spec.get("cell", ""),
         "git_commit": record.get("git_commit", "unknown"),
+        "stage": labels.get("stage", "sweep" if role == "distill" else None),
+        "split": metrics.get("split", "test"),
+        "status": run_status(metrics, resolved.get("num_classes")),
+        "num_classes": resolved.get("num_classes"),
     }
 
 
@@ -206,6 +221,7 @@ def collect_runs(run_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
             teachers.add(t)
     rows = [read_run(d, is_teacher=r in teachers) for d, r in zip(dirs, resolved)]
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    df["best_epoch"] = pd.to_numeric(df["best_epoch"], errors="raise").astype("Int64")  # empty when diverged
     for col in ("temperature", "kd_weight", "ce_weight", "effective_temperature", "wall_seconds"):
         df[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
     return sort_runs(df)

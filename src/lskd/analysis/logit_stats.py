@@ -257,8 +257,10 @@ def summarize_stats(df: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def _load_logits(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    tensors = read_tensors(run_dir / "test_logits.safetensors")
+def _load_logits(run_dir: Path, split: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    from lskd.layout import logits_path
+
+    tensors = read_tensors(logits_path(run_dir, split))
     return tensors["logits"], tensors["targets"]
 
 
@@ -273,11 +275,11 @@ def run_logit_stats(run_dir: str | os.PathLike) -> pd.DataFrame:
     run_dir = Path(run_dir)
     info = read_run(run_dir)
     hparams = read_json(run_dir / "spec.json").get("resolved", {}).get("hparams", {})
-    logits, targets = _load_logits(run_dir)
+    logits, targets = _load_logits(run_dir, info["split"])
     teacher = None
     teacher_dir = resolve_teacher_dir(run_dir, info["teacher_dir"])
     if info["role"] == "distill" and teacher_dir is not None:
-        teacher, t_targets = _load_logits(teacher_dir)
+        teacher, t_targets = _load_logits(teacher_dir, info["split"])  # the same images: test, or validation
         if not torch.equal(t_targets.long(), targets.long()):
             raise ValueError(f"{run_dir}: teacher {teacher_dir} was evaluated on other test samples (targets differ)")
     df = per_sample_stats(logits, targets, info["effective_temperature"], teacher,

@@ -2,11 +2,23 @@
 
 Reporting rules (DESIGN.md): last-epoch top-1 is the headline, best-epoch a second column; every number over
 seeds is mean ± std (ddof=1) with n; every transform-vs-raw comparison is a paired difference over seeds with a
-percentile-bootstrap 95% interval. The (temperature, kd_weight) setting of each transform is selected by the
-highest mean last-epoch top-1 **on the test set**, as the paper does (there is no validation split); ties go
-to the smaller temperature, then the smaller kd_weight. A setting is the DESIGN's cell minus the seed, so other
-hyper-parameters must be fixed per method: duplicate seeds within one setting raise ``ValueError``.
-Cells that do not apply (the difference on the reference row, a teacher that was not collected) are empty.
+percentile-bootstrap 95% interval. A setting is the DESIGN's cell minus the seed, so other hyper-parameters must
+be fixed per method: duplicate seeds within one setting raise ``ValueError``. Cells that do not apply (the
+difference on the reference row, a teacher that was not collected) are empty.
+
+Two protocols choose the (temperature, kd_weight) setting each transform reports (:func:`protocol_of` reads
+which one the runs followed):
+
+* ``validation``: stage 1 evaluated the grid on a validation split held out of the training set,
+  :mod:`lskd.analysis.selection` chose each arm's setting there, and stage 2 retrained it with fresh seeds on
+  the test set; the headline is stage 2 only.
+* ``paper``: the highest mean last-epoch top-1 **on the test set**, as the paper does; ties go to the smaller
+  temperature, then the smaller kd_weight.
+
+Unhealthy runs (collapsed to chance, diverged: :mod:`lskd.analysis.health`) stay rows of ``runs.csv`` and the
+grid with their status; a setting with an unhealthy seed is never selected and no unhealthy run enters a mean or
+an interval of the headline. An arm without a healthy setting is a headline row with status
+``no healthy setting``.
 """
 
 from __future__ import annotations
@@ -29,12 +41,18 @@ REFERENCE_TRANSFORM = "none"
 TRANSFORM_ORDER = ("none", "center", "scale", "zscore")
 SELECTION_NOTE = ("(temperature, kd_weight) with the highest mean last-epoch top-1 over seeds, "
                   "selected on the test set (as in the paper)")
+VALIDATION_NOTE = ("(temperature, kd_weight) with the highest mean last-epoch validation top-1 over the stage-1 "
+                   "seeds (validation split held out of the training set), retrained with fresh seeds and "
+                   "evaluated on the test set (stage 2)")
+PROTOCOL_NOTES = {"validation": VALIDATION_NOTE, "paper": SELECTION_NOTE}
+NO_HEALTHY = "no healthy setting"
 OURS_SOURCE = "this run"
 
 _SUMMARY = lambda p: [f"{p}_mean", f"{p}_std", f"{p}_n", p]  # noqa: E731
 #: Column order of :func:`headline_table` (stable even when no row has a difference or a reference run).
 HEADLINE_COLUMNS: list[str] = [
-    *GROUP, "transform", "temperature", "kd_weight", "n_settings", "selection",
+    *GROUP, "transform", "temperature", "kd_weight", "n_settings", "selection", "protocol", "status",
+    "n_unhealthy",
     "n", "last_top1_mean", "last_top1_std", "last_top1", "best_top1_mean", "best_top1_std", "best_top1",
     "effective_temperature_mean",
     "diff_vs", "diff_n", "diff_degenerate", "diff_last_mean", "diff_last_lo", "diff_last_hi", "diff_last",
@@ -102,22 +120,53 @@ def _key_dict(names: list[str], key: Any) -> dict[str, Any]:
     return {n: (None if _isnan(v) else v) for n, v in zip(names, key)}
 
 
-def selected_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The distill runs of the selected setting of each (dataset, teacher, student, method, transform).
+def _status(df: pd.DataFrame) -> pd.Series:
+    return df["status"] if "status" in df else pd.Series("ok", index=df.index)
 
-    Selection: highest mean ``last_top1`` over seeds among the (temperature, kd_weight) settings (test set, as in
-    the paper); ties → smaller temperature, then smaller kd_weight (empty values first). Adds ``n_settings``
-    (settings compared). Rows keep :func:`collect_runs`'s columns and order.
+
+def _stage(df: pd.DataFrame) -> pd.Series:
+    return df["stage"].fillna("sweep") if "stage" in df else pd.Series("sweep", index=df.index)
+
+
+def sweep_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The distill runs of the grid (stage 1 under the validation protocol; every distill run under the paper's)."""
+    d = _distill(runs)
+    return d[_stage(d) != "confirm"]
+
+
+def protocol_of(runs: pd.DataFrame) -> str:
+    """``validation`` when the grid was evaluated on the validation split (stage 1), else ``paper``."""
+    sweep = sweep_runs(runs)
+    return "validation" if "split" in sweep and (sweep["split"] == "val").any() else "paper"
+
+
+def selected_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The healthy distill runs of the selected setting of each (dataset, teacher, student, method, transform).
+
+    Validation protocol: the stage-2 runs (their settings were chosen on the validation split). Paper protocol:
+    the setting with the highest mean ``last_top1`` over seeds among the settings whose every seed is healthy
+    (test set, as in the paper); ties → smaller temperature, then smaller kd_weight (empty values first). Adds
+    ``n_settings`` (settings of the grid compared). Rows keep :func:`collect_runs`'s columns and order.
     """
-    parts = []
-    for key, g in _distill(runs).groupby([*GROUP, "transform"], dropna=False, sort=False):
+    sweep, parts = sweep_runs(runs), []
+    validation = protocol_of(runs) == "validation"
+    confirm = _distill(runs)[_stage(_distill(runs)) == "confirm"]
+    for key, g in sweep.groupby([*GROUP, "transform"], dropna=False, sort=False):
         cands = []
         for skey, sub in g.groupby(SETTING, dropna=False, sort=False):
             _check_unique_seeds(sub, {**_key_dict([*GROUP, "transform"], key), **_key_dict(SETTING, skey)})
             t, w = (skey if isinstance(skey, tuple) else (skey,))
-            cands.append((-float(sub["last_top1"].mean()), _nan_first(t), _nan_first(w), sub))
-        cands.sort(key=lambda c: c[:3])
-        parts.append(cands[0][3].assign(n_settings=len(cands)))
+            if (_status(sub) == "ok").all():
+                cands.append((-float(sub["last_top1"].mean()), _nan_first(t), _nan_first(w), sub))
+        n_settings = g.groupby(SETTING, dropna=False, sort=False).ngroups
+        if validation:
+            chosen = _match(confirm, **_key_dict([*GROUP, "transform"], key))
+            chosen = chosen[_status(chosen) == "ok"]
+            if len(chosen):
+                parts.append(chosen.assign(n_settings=n_settings))
+        elif cands:
+            cands.sort(key=lambda c: c[:3])
+            parts.append(cands[0][3].assign(n_settings=n_settings))
     if not parts:
         return runs.iloc[0:0].assign(n_settings=pd.Series(dtype="int64"))
     return pd.concat(parts).sort_index()
@@ -167,16 +216,26 @@ def headline_table(runs: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0) -
     last epoch) and CE baseline (role ``baseline``, same dataset and student) last/best top-1 as mean ± std (n).
     """
     sel = selected_runs(runs)
+    protocol = protocol_of(runs)
     rows = []
-    for key, g in sel.groupby(GROUP, dropna=False, sort=False):
+    sweep = sweep_runs(runs)
+    for key, arms in sweep.groupby(GROUP, dropna=False, sort=False):
         keys = _key_dict(GROUP, key)
+        g = _match(sel, **keys)
         refs = _reference_columns(runs, keys["dataset"], keys["teacher"], keys["student"])
         by_t = {(None if _isnan(t) else t): sub for t, sub in g.groupby("transform", dropna=False, sort=False)}
-        for t in sorted(by_t, key=_transform_rank):
+        arm_runs = _match(_distill(runs), **keys)
+        for t in sorted({(None if _isnan(t) else t) for t in arms["transform"]}, key=_transform_rank):
+            unhealthy = int((_status(_match(arm_runs, transform=t)) != "ok").sum())
+            common = {**keys, "transform": t, "selection": PROTOCOL_NOTES[protocol], "protocol": protocol,
+                      "n_unhealthy": unhealthy,
+                      "n_settings": _match(arms, transform=t).groupby(SETTING, dropna=False).ngroups}
+            if t not in by_t:  # every setting of this arm collapsed or diverged: named, with no number
+                rows.append({**common, "status": NO_HEALTHY, "n": 0, **refs})
+                continue
             sub = by_t[t]
-            row: dict[str, Any] = {**keys, "transform": t, "temperature": sub["temperature"].iloc[0],
-                                   "kd_weight": sub["kd_weight"].iloc[0], "n_settings": int(sub["n_settings"].iloc[0]),
-                                   "selection": SELECTION_NOTE}
+            row: dict[str, Any] = {**common, "temperature": sub["temperature"].iloc[0], "status": "ok",
+                                   "kd_weight": sub["kd_weight"].iloc[0]}
             last, best = _summary(sub["last_top1"], "last_top1"), _summary(sub["best_top1"], "best_top1")
             row.update(last)
             row.update({k: v for k, v in best.items() if k != "best_top1_n"})
@@ -204,20 +263,28 @@ def grid_table(runs: pd.DataFrame) -> pd.DataFrame:
     ``best_top1``, ``effective_temperature_mean``, ``selected`` (the setting :func:`headline_table` reports).
     """
     sel = selected_runs(runs)
-    chosen = set(sel["run_dir"])
+    chosen = {tuple(_nan_first(v) for v in r) for r in sel[CELL].itertuples(index=False)}
     rows = []
-    for key, sub in _distill(runs).groupby(CELL, dropna=False, sort=False):
+    for key, sub in sweep_runs(runs).groupby(CELL, dropna=False, sort=False):
         keys = _key_dict(CELL, key)
         _check_unique_seeds(sub, keys)
         row: dict[str, Any] = dict(keys)
-        row.update(_summary(sub["last_top1"], "last_top1"))
-        row.update({k: v for k, v in _summary(sub["best_top1"], "best_top1").items() if k != "best_top1_n"})
-        row["n"] = row.pop("last_top1_n")
+        finite = sub[sub["last_top1"].notna()]  # a diverged run has no accuracy
+        row.update(_summary(finite["last_top1"], "last_top1"))
+        row.update({k: v for k, v in _summary(finite["best_top1"], "best_top1").items() if k != "best_top1_n"})
+        row.pop("last_top1_n")
+        row["n"] = len(sub)
         row["effective_temperature_mean"] = float(sub["effective_temperature"].mean())
-        row["selected"] = bool(sub["run_dir"].isin(chosen).all())
+        row["selected"] = tuple(_nan_first(keys[k]) for k in CELL) in chosen
+        row["split"] = str(sub["split"].iloc[0]) if "split" in sub else "test"
+        status = _status(sub)
+        row["n_ok"] = int((status == "ok").sum())
+        bad = status[status != "ok"]
+        row["status"] = ("ok" if bad.empty else bad.iloc[0] if len(bad) == len(sub) and bad.nunique() == 1
+                         else ", ".join(f"{s} {int((bad == s).sum())}/{len(sub)}" for s in sorted(set(bad))))
         rows.append(row)
     cols = [*CELL, "n", "last_top1_mean", "last_top1_std", "last_top1", "best_top1_mean", "best_top1_std",
-            "best_top1", "effective_temperature_mean", "selected"]
+            "best_top1", "effective_temperature_mean", "selected", "split", "status", "n_ok"]
     return _sorted(pd.DataFrame(rows, columns=cols), CELL)
 
 

@@ -20,7 +20,8 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch.utils.data import Dataset
 
-SPLITS: tuple[str, ...] = ("train", "test")
+#: ``val`` is the class-balanced split held out of ``train`` (``holdout=N``); ``train`` is then the rest.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 VIEWS: tuple[str, ...] = ("train", "eval", "strong", "strong_fixmatch")
 
 PathLike = str | os.PathLike[str]
@@ -262,13 +263,16 @@ class ViewDataset(Dataset):
 
 def build_dataset(
     name: str, split: str, *, root: PathLike | None = None, views: Sequence[str] = ("eval",),
-    subset: int | None = None, seed: int = 0, download: bool = False,
+    subset: int | None = None, seed: int = 0, download: bool = False, holdout: int | None = None,
+    holdout_seed: int = 1,
 ) -> ViewDataset:
-    """Build ``split`` ("train"/"test") of dataset ``name`` with the given views.
+    """Build ``split`` ("train", "val" or "test") of dataset ``name`` with the given views.
 
-    Items are ``(x, y, index)``; see :class:`ViewDataset`.  ``subset=N`` keeps a class-balanced,
-    seed-deterministic subset of N samples (sorted by original index).  The result exposes
-    ``.targets`` (LongTensor) and ``.spec`` (the spec of the loaded data: for ImageNet stand-ins,
+    Items are ``(x, y, index)``; see :class:`ViewDataset`.  ``holdout=N`` holds a class-balanced validation split
+    of N training images out, drawn with its own ``holdout_seed``: ``"val"`` is that split and ``"train"`` the
+    rest, so no validation image is ever trained on (``"val"`` needs ``holdout``).  ``subset=N`` then keeps a
+    class-balanced, ``seed``-deterministic subset of N samples of the split (sorted by original index).  The
+    result exposes ``.targets`` (LongTensor) and ``.spec`` (the spec of the loaded data: for ImageNet stand-ins,
     classes come from the folder).
     """
     from lskd.data.transforms import build_transform
@@ -279,9 +283,24 @@ def build_dataset(
     if isinstance(views, str) or not views:
         raise ValueError(f"views must be a non-empty sequence of {VIEWS}, got {views!r}")
     transforms = [build_transform(name, v) for v in views]
-    raw = builder.load(split, root, download)
+    if split == "val" and not holdout:
+        raise ValueError("split 'val' is held out of the training set: give holdout=N (protocol.validation.size)")
+    raw = builder.load("test" if split == "test" else "train", root, download)
+    pool = holdout_split(raw.targets, holdout, raw.spec.num_classes, holdout_seed)[split == "val"] \
+        if holdout and split != "test" else torch.arange(len(raw.targets))
     if subset is None:
-        indices = torch.arange(len(raw.targets))
+        indices = pool
     else:
-        indices = balanced_subset(raw.targets, subset, raw.spec.num_classes, seed)
+        indices = pool[balanced_subset(raw.targets[pool], subset, raw.spec.num_classes, seed)]
     return ViewDataset(raw, views, transforms, indices, split)
+
+
+def holdout_split(targets: torch.Tensor, n: int, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rest, held)``: sorted indices of a class-balanced validation split of ``n`` samples drawn with ``seed``
+    (:func:`balanced_subset`) and of every other sample. Disjoint, and together all of ``targets``."""
+    if not 0 < n < len(targets):
+        raise ValueError(f"validation split size must be in [1, {len(targets) - 1}], got {n}")
+    held = balanced_subset(targets, n, num_classes, seed)
+    keep = torch.ones(len(targets), dtype=torch.bool)
+    keep[held] = False
+    return torch.nonzero(keep).flatten(), held

@@ -20,7 +20,12 @@ DEVICES = ("cpu", "cuda", "auto")
 class DataSpec:
     """Which data a run uses. ``train_subset``/``test_subset``: class-balanced subsets for quick runs, drawn with
     ``subset_seed`` (not the run's seed), so every run of an experiment sees the same images and every model is
-    evaluated on the same test samples."""
+    evaluated on the same test samples.
+
+    ``holdout``: size of a class-balanced validation split held out of the training set with its own
+    ``holdout_seed`` (never trained on; ``train_subset`` is drawn from the rest). ``eval_split``: where the run is
+    evaluated after every epoch and what ``metrics.json`` reports: ``test`` or ``val`` (the held-out split; the
+    test set is then never loaded)."""
 
     name: str
     root: str | None = None
@@ -29,6 +34,13 @@ class DataSpec:
     download: bool = False
     num_workers: int = 0
     subset_seed: int = 0
+    holdout: int | None = None
+    holdout_seed: int = 1
+    eval_split: str = "test"
+
+#: Data fields added after runs were first written: left out of the fingerprint at their defaults, so a finished
+#: run of an older version still counts as finished.
+_NEW_DATA_DEFAULTS = {"holdout": None, "holdout_seed": 1, "eval_split": "test"}
 
 
 @dataclass
@@ -93,7 +105,11 @@ class RunSpec:
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical JSON of the spec, to refuse resuming a checkpoint of another spec."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        raw = self.to_dict()
+        for key, default in _NEW_DATA_DEFAULTS.items():
+            if raw["data"].get(key) == default:
+                raw["data"].pop(key)
+        return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
     def validate(self) -> None:
         """Check values and names (model, dataset, method and its hyper-parameters) without building anything."""
@@ -121,6 +137,12 @@ class RunSpec:
             (o.batch_size >= 1, f"optim.batch_size must be >= 1, got {o.batch_size}"),
             (o.lr > 0, f"optim.lr must be > 0, got {o.lr}"),
             (o.schedule in SCHEDULES, f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {o.schedule!r}"),
+            (self.data.eval_split in ("test", "val"),
+             f"data.eval_split must be test or val, got {self.data.eval_split!r}"),
+            (self.data.eval_split != "val" or bool(self.data.holdout),
+             "data.eval_split 'val' needs data.holdout (the size of the validation split held out of training)"),
+            (self.data.holdout is None or self.data.holdout >= 1,
+             f"data.holdout must be >= 1 or null, got {self.data.holdout}"),
             (self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
             (self.device in DEVICES or self.device.startswith("cuda:"),
              f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}"),

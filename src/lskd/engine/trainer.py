@@ -30,7 +30,8 @@ from lskd.engine.io import read_json, write_json, write_tensors, write_text
 from lskd.engine.metrics import classification_metrics
 from lskd.engine.provenance import provenance
 from lskd.engine.schedule import lr_at
-from lskd.engine.spec import RunSpec
+from lskd.engine.spec import DataSpec, RunSpec
+from lskd.layout import DIVERGENCE, HISTORY, METRICS, MODEL, TIMING, logits_file
 from lskd.losses import DistillationMethod, build_method
 
 SHARED_KEYS = ("data", "teacher_dir", "seed", "device", "amp", "channels_last", "compile", "threads")
@@ -66,6 +67,7 @@ class Student:
     sums: dict[str, Tensor] = field(default_factory=dict)
     correct: Tensor | None = None
     seen: int = 0
+    diverged: bool = False
 
     @property
     def name(self) -> str:
@@ -198,9 +200,9 @@ def _step(student: Student, inputs: dict[str, Tensor], teacher_logits: dict[str,
     loss = sum(terms.values())
     if check and not torch.isfinite(loss):
         values = {k: float(v.detach()) for k, v in terms.items()}
-        write_json(student.out_dir / "divergence.json", {"epoch": epoch, "step": step, "terms": {k: str(v) for k, v in values.items()}})
+        write_json(student.out_dir / DIVERGENCE, {"epoch": epoch, "step": step, "terms": {k: str(v) for k, v in values.items()}})
         raise DivergenceError(f"[{student.name}] non-finite loss at epoch {epoch}, step {step}: {values}; "
-                              f"diagnostics in {student.out_dir / 'divergence.json'}")
+                              f"diagnostics in {student.out_dir / DIVERGENCE}")
     student.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     student.optimizer.step()
@@ -211,64 +213,106 @@ def _step(student: Student, inputs: dict[str, Tensor], teacher_logits: dict[str,
     student.seen += y.shape[0]
 
 
-def _end_epoch(student: Student, epoch: int, lr: float, seconds: float, test_set: Any, device: torch.device) -> None:
+def _end_epoch(student: Student, epoch: int, lr: float, seconds: float, eval_set: Any, device: torch.device) -> None:
     spec = student.spec
-    logits, targets = predict(student.model, test_set, batch_size=spec.optim.eval_batch_size, device=device,
+    split = spec.data.eval_split
+    logits, targets = predict(student.model, eval_set, batch_size=spec.optim.eval_batch_size, device=device,
                               amp=spec.amp, channels_last=spec.channels_last)
     if not torch.isfinite(logits).all():
         bad = int((~torch.isfinite(logits)).any(-1).sum())
-        write_json(student.out_dir / "divergence.json", {"epoch": epoch, "step": None, "nonfinite_test_samples": bad})
-        raise DivergenceError(f"[{student.name}] non-finite test logits after epoch {epoch} ({bad} test samples); "
-                              f"diagnostics in {student.out_dir / 'divergence.json'}")
+        write_json(student.out_dir / DIVERGENCE, {"epoch": epoch, "step": None, f"nonfinite_{split}_samples": bad})
+        raise DivergenceError(f"[{student.name}] non-finite {split} logits after epoch {epoch} ({bad} {split} samples); "
+                              f"diagnostics in {student.out_dir / DIVERGENCE}")
     test = classification_metrics(logits, targets)
     row = {"epoch": epoch, "lr": lr}
     row.update({f"loss_{k}": float(v) / student.seen for k, v in sorted(student.sums.items())})
     row["train_top1"] = 100.0 * float(student.correct) / student.seen
-    row.update({f"test_{k}": v for k, v in test.items()})
+    row.update({f"{split}_{k}": v for k, v in test.items()})
     row.update(student.method.log_values())
     row["seconds"] = seconds
     student.history.append(row)
     student.sums, student.correct, student.seen = {}, None, 0
-    write_text(student.out_dir / "history.csv", pd.DataFrame(student.history).to_csv(index=False))
+    write_text(student.out_dir / HISTORY, pd.DataFrame(student.history).to_csv(index=False))
     save_checkpoint(student.out_dir, student.model, student.method, student.optimizer, epoch, student.history,
                     spec.fingerprint())
     print(f"[{student.name}] epoch {epoch}/{spec.optim.epochs} lr {lr:.4g} "
           + " ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("loss_"))
-          + f" train {row['train_top1']:.2f}% test {test['top1']:.2f}% ({seconds:.1f}s)", file=sys.stderr)
+          + f" train {row['train_top1']:.2f}% {split} {test['top1']:.2f}% ({seconds:.1f}s)", file=sys.stderr)
     if epoch == spec.optim.epochs:
-        _finish(student, logits, targets)
+        _finish(student, logits, targets, device)
 
 
-def _finish(student: Student, logits: Tensor, targets: Tensor) -> None:
-    write_final_outputs(student.out_dir, student.history, student.model, logits, targets)
+def _finish(student: Student, logits: Tensor, targets: Tensor, device: torch.device) -> None:
+    spec = student.spec
+    extra = {}
+    if spec.data.holdout and spec.data.eval_split == "test" and spec.method == "ce":
+        # teachers and CE baselines also keep their validation logits, so stage-1 students (evaluated there) are
+        # compared with their teacher on the same images
+        extra["val"] = predict(student.model, build_eval_set(spec.data, "val"), batch_size=spec.optim.eval_batch_size,
+                               device=device, amp=spec.amp, channels_last=spec.channels_last)
+    write_final_outputs(student.out_dir, student.history, student.model, logits, targets,
+                        split=spec.data.eval_split, extra_logits=extra)
     remove_checkpoint(student.out_dir)
 
 
 def write_final_outputs(out_dir: Path, history: list[dict[str, Any]], model: nn.Module, logits: Tensor,
-                        targets: Tensor) -> dict[str, Any]:
-    """Write weights, test logits, timing and ``metrics.json`` (last- and best-epoch test metrics); the metrics
-    file comes last, so its presence marks a finished run."""
+                        targets: Tensor, *, split: str = "test",
+                        extra_logits: dict[str, tuple[Tensor, Tensor]] | None = None) -> dict[str, Any]:
+    """Write weights, the ``split``'s logits (and any ``extra_logits`` of other splits), timing and
+    ``metrics.json`` (last- and best-epoch metrics on ``split``, which it names); the metrics file comes last,
+    so its presence marks a finished run."""
     hist = pd.DataFrame(history)
-    best = hist.loc[hist["test_top1"].idxmax()]
+    best = hist.loc[hist[f"{split}_top1"].idxmax()]
     last = hist.iloc[-1]
     keys = ("top1", "top5", "nll", "ece")
     metrics = {
-        "last": {"epoch": int(last["epoch"]), **{k: float(last[f"test_{k}"]) for k in keys}},
-        "best": {"epoch": int(best["epoch"]), **{k: float(best[f"test_{k}"]) for k in keys}},
-        "num_test": int(targets.numel()),
+        "status": "ok",
+        "split": split,
+        "last": {"epoch": int(last["epoch"]), **{k: float(last[f"{split}_{k}"]) for k in keys}},
+        "best": {"epoch": int(best["epoch"]), **{k: float(best[f"{split}_{k}"]) for k in keys}},
+        "num_eval": int(targets.numel()),
+        "num_classes": int(logits.shape[-1]),
+        **({"num_test": int(targets.numel())} if split == "test" else {}),
     }
-    write_text(out_dir / "history.csv", hist.to_csv(index=False))
-    write_tensors(out_dir / "model.safetensors", model.state_dict())
-    write_tensors(out_dir / "test_logits.safetensors", {"logits": logits, "targets": targets})
-    write_json(out_dir / "timing.json", {"wall_seconds": float(hist["seconds"].sum()), "epochs": len(hist)})
-    write_json(out_dir / "metrics.json", metrics)
+    write_text(out_dir / HISTORY, hist.to_csv(index=False))
+    write_tensors(out_dir / MODEL, model.state_dict())
+    for name, (lg, tg) in {split: (logits, targets), **(extra_logits or {})}.items():
+        write_tensors(out_dir / logits_file(name), {"logits": lg, "targets": tg})
+    write_json(out_dir / TIMING, {"wall_seconds": float(hist["seconds"].sum()), "epochs": len(hist)})
+    write_json(out_dir / METRICS, metrics)
     return metrics
 
 
-def train(specs: list[RunSpec], out_dirs: list[str | Path], *, progress: bool = True) -> list[dict[str, Any]]:
+def write_diverged(student: Student, error: DivergenceError) -> None:
+    """Record a diverged run as finished: ``metrics.json`` with status ``diverged``, where and why, and no
+    accuracy (the tables keep it as a row with that status; it never enters a selection or a verdict)."""
+    out = student.out_dir
+    info = read_json(out / DIVERGENCE) if (out / DIVERGENCE).exists() else {}
+    if student.history:
+        write_text(out / HISTORY, pd.DataFrame(student.history).to_csv(index=False))
+    seconds = float(sum(r["seconds"] for r in student.history))
+    write_json(out / TIMING, {"wall_seconds": seconds, "epochs": len(student.history)})
+    write_json(out / METRICS, {"status": "diverged", "split": student.spec.data.eval_split, "last": None,
+                               "best": None, "diverged": {**info, "message": str(error)}})
+    remove_checkpoint(out)
+
+
+def build_eval_set(d: DataSpec, split: str | None = None) -> Any:
+    """The evaluation images of a run: the test set (``test_subset``) or the held-out validation split."""
+    split = split or d.eval_split
+    subset = d.test_subset if split == "test" else None
+    return build_dataset(d.name, split, root=d.root, views=("eval",), subset=subset, seed=d.subset_seed,
+                         download=d.download, holdout=d.holdout, holdout_seed=d.holdout_seed)
+
+
+def train(specs: list[RunSpec], out_dirs: list[str | Path], *, progress: bool = True,
+          record_divergence: bool = False) -> list[dict[str, Any]]:
     """Train one or several runs in lockstep; returns each run's ``metrics.json`` content.
 
     Finished runs (same spec fingerprint) are skipped; interrupted runs resume from their last epoch checkpoint.
+    A run whose loss or logits become non-finite raises :class:`DivergenceError`, or with ``record_divergence``
+    is finished as ``diverged`` (:func:`write_diverged`) while the rest of its group trains on (the workflow's
+    mode: a diverged cell is a result, not a failed job).
     """
     if not specs or len(specs) != len(out_dirs):
         raise ValueError("train() needs one output folder per spec")
@@ -280,11 +324,11 @@ def train(specs: list[RunSpec], out_dirs: list[str | Path], *, progress: bool = 
     for _, d in todo:
         check_writable(d)
     if todo:
-        _train_group([s for s, _ in todo], [d for _, d in todo], progress)
-    return [read_json(d / "metrics.json") for d in out_paths]
+        _train_group([s for s, _ in todo], [d for _, d in todo], progress, record_divergence)
+    return [read_json(d / METRICS) for d in out_paths]
 
 
-def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> None:
+def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, record_divergence: bool = False) -> None:
     first = specs[0]
     if first.threads:
         torch.set_num_threads(first.threads)
@@ -293,8 +337,9 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> 
     methods = [build_method(s.method, **s.hparams) for s in specs]  # validates before any data is loaded
     views = _views(methods)
     d = first.data
-    train_set = build_dataset(d.name, "train", root=d.root, views=views, subset=d.train_subset, seed=d.subset_seed, download=d.download)
-    test_set = build_dataset(d.name, "test", root=d.root, views=("eval",), subset=d.test_subset, seed=d.subset_seed, download=d.download)
+    train_set = build_dataset(d.name, "train", root=d.root, views=views, subset=d.train_subset, seed=d.subset_seed,
+                              download=d.download, holdout=d.holdout, holdout_seed=d.holdout_seed)
+    eval_set = build_eval_set(d)
     info = train_set.spec  # for ImageNet stand-ins the classes come from the folder
     teacher = _load_teacher(first, device, info.num_classes, info.in_chans)
     students = []
@@ -304,12 +349,14 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> 
         write_spec_record(spec, out, students[-1].model, info.num_classes, info.in_chans, device, views)
     for s in students:
         if s.start_epoch > s.spec.optim.epochs:  # killed after its last checkpoint, before its final outputs
-            logits, targets = predict(s.model, test_set, batch_size=s.spec.optim.eval_batch_size, device=device,
+            logits, targets = predict(s.model, eval_set, batch_size=s.spec.optim.eval_batch_size, device=device,
                                       amp=s.spec.amp, channels_last=s.spec.channels_last)
-            _finish(s, logits, targets)
+            _finish(s, logits, targets, device)
     check_every = 1 if device.type == "cpu" else 50
     for epoch in range(min(s.start_epoch for s in students), first.optim.epochs + 1):
-        active = [s for s in students if s.start_epoch <= epoch]
+        active = [s for s in students if s.start_epoch <= epoch and not s.diverged]
+        if not active:
+            break
         lrs = {id(s): lr_at(epoch, s.spec.optim) for s in active}
         for s in active:
             for group in s.optimizer.param_groups:
@@ -335,13 +382,29 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool) -> 
                 with torch.no_grad():
                     teacher_logits = {v: _forward(teacher, t, first.amp, device).float() for v, t in inputs.items()}
             for s in active:
-                with student_rngs[id(s)]:
-                    _step(s, inputs, teacher_logits, y, epoch, step, check=(step % check_every == 0))
+                if s.diverged:
+                    continue
+                try:
+                    with student_rngs[id(s)]:
+                        _step(s, inputs, teacher_logits, y, epoch, step, check=(step % check_every == 0))
+                except DivergenceError as err:
+                    _on_divergence(s, err, record_divergence)
             bar.update()
         bar.close()
         seconds = time.perf_counter() - start
-        for s in active:
-            _end_epoch(s, epoch, lrs[id(s)], seconds / len(active), test_set, device)
+        for s in [s for s in active if not s.diverged]:
+            try:
+                _end_epoch(s, epoch, lrs[id(s)], seconds / len(active), eval_set, device)
+            except DivergenceError as err:
+                _on_divergence(s, err, record_divergence)
+
+
+def _on_divergence(student: Student, err: DivergenceError, record: bool) -> None:
+    if not record:
+        raise err
+    print(f"{err}; recorded as diverged", file=sys.stderr)
+    write_diverged(student, err)
+    student.diverged = True
 
 
 def _to(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:

@@ -32,6 +32,7 @@ from lskd.analysis import (
     selected_runs,
 )
 from lskd.engine.io import read_json, read_tensors
+from lskd.layout import logits_path
 
 DPI = 130
 STATS_FILE = "logit_stats.safetensors"
@@ -190,7 +191,7 @@ class Results:
             return str(teachers["run_dir"].iloc[0])
         named = self.distill.loc[pair_mask(self.distill, pair), "teacher_dir"].dropna()
         found = [str(locate_run_dir(self.results_dir, d)) for d in named.unique()]
-        return next((d for d in found if (Path(d) / "test_logits.safetensors").exists()), None)
+        return next((d for d in found if logits_path(d, "test").exists()), None)
 
     def _cached(self, kind: str, run_dir: str, load: Any) -> Any:
         key = (kind, str(run_dir))
@@ -206,7 +207,7 @@ class Results:
     def logits(self, run_dir: str) -> tuple[np.ndarray, np.ndarray]:
         """Test logits ``(N, K)`` (float64) and targets ``(N,)`` of a run."""
         def load() -> tuple[np.ndarray, np.ndarray]:
-            t = read_tensors(Path(run_dir) / "test_logits.safetensors")
+            t = read_tensors(logits_path(run_dir))
             return t["logits"].double().numpy(), t["targets"].long().numpy()
 
         return self._cached("logits", run_dir, load)

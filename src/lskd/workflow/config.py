@@ -126,6 +126,7 @@ def check_structure(config: dict[str, Any]) -> None:
                 raise ConfigError(f"pairs[{i}].methods.{method}: method not in grid.methods ({', '.join(config['grid']['methods'])})")
     _check_points(config)
     _check_overrides(config)
+    _check_protocol(config)
     experiment = Experiment(config)
     seen: set[str] = set()
     for cell in experiment.sweep_cells():
@@ -134,6 +135,24 @@ def check_structure(config: dict[str, Any]) -> None:
                               "and the number it resolves to)")
         seen.add(cell.path)
     experiment.baselines()  # raises on inconsistent student settings
+
+
+def _check_protocol(config: dict[str, Any]) -> None:
+    """The validation protocol needs its split size and fresh stage-2 seeds; the paper's needs neither."""
+    protocol = config.get("protocol") or {}
+    if protocol.get("selection", "test") != "validation":
+        for key in ("validation_size", "confirm_seeds"):
+            if key in protocol:
+                raise ConfigError(f"protocol.{key}: only used with protocol.selection: validation (the config "
+                                  "selects on the test set, as the paper did); remove it or set selection: validation")
+        return
+    for key, example in (("validation_size", "5000"), ("confirm_seeds", "[100, 101, 102]")):
+        if key not in protocol:
+            raise ConfigError(f"protocol.{key} is required with protocol.selection: validation, e.g. {key}: {example}")
+    reused = sorted(set(protocol["confirm_seeds"]) & set(config["grid"]["seeds"]))
+    if reused:
+        raise ConfigError(f"protocol.confirm_seeds: {reused} also in grid.seeds; stage 2 needs fresh seeds, "
+                          "none used in stage 1")
 
 
 def _check_points(config: dict[str, Any]) -> None:
@@ -155,8 +174,8 @@ def _check_overrides(config: dict[str, Any]) -> None:
     teacher, student, method or transform this config does not run selects nothing (a subset of a paper config
     keeps its rules); the schema catches misspelt methods and transforms."""
     for i, rule in enumerate(config.get("overrides") or []):
-        if not (rule.get("optim") or rule.get("hparams")):
-            raise ConfigError(f"overrides[{i}]: sets nothing; give optim and/or hparams")
+        if not (rule.get("optim") or rule.get("hparams") or rule.get("grid")):
+            raise ConfigError(f"overrides[{i}]: sets nothing; give optim, hparams and/or grid")
         if rule.get("hparams") and rule.get("method") in (None, "ce"):
             raise ConfigError(f"overrides[{i}].hparams: method hyper-parameters need a method selector "
                               f"(one of {', '.join(config['grid']['methods'])})")

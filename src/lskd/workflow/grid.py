@@ -10,6 +10,10 @@ from typing import Any
 LEARNED = "learned"
 #: Keys an ``overrides`` rule may select on.
 SELECTORS = ("teacher", "student", "method", "transform")
+#: ``protocol.selection``: ``test`` = the paper's (setting and epoch chosen on the test set); ``validation`` =
+#: stage 1 on a held-out validation split, stage 2 retrains the chosen settings with fresh seeds on the test set.
+PROTOCOLS = ("test", "validation")
+SWEEP, CONFIRM = "sweep", "confirm"
 
 
 def fmt_num(x: float) -> str:
@@ -31,6 +35,7 @@ class Cell:
     temperature: float | None
     kd_weight: float
     seed: int
+    stage: str = SWEEP
 
     @property
     def pair(self) -> str:
@@ -42,8 +47,9 @@ class Cell:
 
     @property
     def path(self) -> str:
-        """Run folder relative to the results folder."""
-        return (f"runs/{self.pair}/{self.method}/{self.transform}/"
+        """Run folder relative to the results folder (stage-2 runs under ``runs/confirm/``)."""
+        root = "runs/confirm" if self.stage == CONFIRM else "runs"
+        return (f"{root}/{self.pair}/{self.method}/{self.transform}/"
                 f"T{self.temperature_label}_w{fmt_num(self.kd_weight)}/seed{self.seed}")
 
 
@@ -81,6 +87,25 @@ class Experiment:
         return f"runs/baselines/{student}/seed{seed}"
 
     @property
+    def selection_path(self) -> str:
+        """Stage 1's choice of setting per arm (the validation protocol's Snakemake checkpoint)."""
+        return f"{self.results}/tables/selection.csv"
+
+    # ------------------------------------------------------------------ protocol
+    @property
+    def protocol(self) -> dict[str, Any]:
+        return {"selection": "test", **(self.config.get("protocol") or {})}
+
+    @property
+    def validation(self) -> bool:
+        """Whether settings are chosen on a held-out validation split (two stages) rather than on the test set."""
+        return self.protocol["selection"] == "validation"
+
+    @property
+    def confirm_seeds(self) -> list[int]:
+        return [int(s) for s in self.protocol.get("confirm_seeds") or []]
+
+    @property
     def teacher_lock(self) -> str:
         """The track's lock of fetched teacher digests (trust on first use; lskd.teachers), shared by its jobs."""
         return f"{self.results}/teachers.lock.json"
@@ -108,13 +133,20 @@ class Experiment:
             merged["transform"] = transform
         return merged
 
-    def axes(self, transform: str) -> tuple[list[Any], list[Any]]:
-        """``(temperatures, kd_weights)`` of one transform: ``grid.transform_grids.<transform>`` where it sets an
-        axis, else the grid's."""
+    def axes(self, transform: str, pair: dict[str, Any] | None = None,
+             method: str | None = None) -> tuple[list[Any], list[Any]]:
+        """``(temperatures, kd_weights)`` of one arm: the last matching ``overrides`` rule's ``grid`` where it
+        sets an axis, else ``grid.transform_grids.<transform>``, else the grid's."""
         grid = self.config["grid"]
         own = (grid.get("transform_grids") or {}).get(transform) or {}
-        return (list(own.get("temperatures", grid["temperatures"])),
-                list(own.get("kd_weights", grid.get("kd_weights", ["default"]))))
+        temperatures = list(own.get("temperatures", grid["temperatures"]))
+        weights = list(own.get("kd_weights", grid.get("kd_weights", ["default"])))
+        if pair is not None and method is not None:
+            for rule in self.overrides(pair["teacher"], pair["student"], method, transform):
+                axes = rule.get("grid") or {}
+                temperatures = list(axes.get("temperatures", temperatures))
+                weights = list(axes.get("kd_weights", weights))
+        return temperatures, weights
 
     def learned(self, method: str) -> bool:
         return bool(self.method_settings(method).get("learned_temperature", False))
@@ -130,7 +162,7 @@ class Experiment:
         for pair in self.config["pairs"]:
             for method in grid["methods"]:
                 for transform in grid["transforms"]:
-                    axis_temperatures, axis_weights = self.axes(transform)
+                    axis_temperatures, axis_weights = self.axes(transform, pair, method)
                     temperatures = [None] if self.learned(method) else [float(t) for t in axis_temperatures]
                     default_weight = self.default_kd_weight(pair, method, transform)
                     for weight in axis_weights:
@@ -188,7 +220,8 @@ class Experiment:
 
                 raise ConfigError(f"pairs: student {pair['student']!r} appears with different optim settings; "
                                   "its CE baseline would be ambiguous")
-        return [(s, int(seed)) for s in optims for seed in self.config["grid"]["seeds"]]
+        seeds = self.confirm_seeds if self.validation else self.config["grid"]["seeds"]
+        return [(s, int(seed)) for s in optims for seed in seeds]
 
     @property
     def group_size(self) -> int:
@@ -214,20 +247,57 @@ class Experiment:
                 out[f"groups/{pair}/seed{seed}/{method}-g{k}"] = chunk
         return out
 
-    def group_payload(self, key: str) -> list[dict[str, Any]]:
-        """``[{"spec": ..., "out": ...}]`` for ``lskd distill-group``."""
-        return [{"spec": self.cell_spec(c), "out": self.run_dir(c.path)} for c in self.groups()[key]]
+    def group_payload(self, key: str, groups: dict[str, list[Cell]] | None = None) -> list[dict[str, Any]]:
+        """``[{"spec": ..., "out": ...}]`` for ``lskd distill-group`` (``groups``: default the sweep's)."""
+        return [{"spec": self.cell_spec(c), "out": self.run_dir(c.path)} for c in (groups or self.groups())[key]]
+
+    # ------------------------------------------------------------------ stage 2 (validation protocol)
+    def confirm_cells(self, selection: Any) -> list[Cell]:
+        """Stage 2: every arm's chosen setting (``selection``: the table of
+        :func:`lskd.analysis.selection.select_settings`, or its CSV path) once per ``protocol.confirm_seeds``,
+        evaluated on the test set. Arms without a healthy setting get none."""
+        import math
+
+        if not isinstance(selection, list):
+            from lskd.analysis.selection import read_selection
+
+            selection = (read_selection(selection) if isinstance(selection, str) else selection).to_dict("records")
+        out = []
+        for row in selection:
+            if row["status"] != "ok":
+                continue
+            t = row["temperature"]
+            temperature = None if t is None or (isinstance(t, float) and math.isnan(t)) else float(t)
+            for seed in self.confirm_seeds:
+                out.append(Cell(row["teacher"], row["student"], row["method"], row["transform"], temperature,
+                                float(row["kd_weight"]), seed, CONFIRM))
+        return out
+
+    def confirm_groups(self, selection: Any) -> dict[str, list[Cell]]:
+        """Stage-2 cells in lockstep groups as :meth:`groups`, keyed ``groups/confirm/<pair>/seed<s>/<method>-g<k>``."""
+        by_key: dict[tuple[str, int, str], list[Cell]] = {}
+        for cell in self.confirm_cells(selection):
+            by_key.setdefault((cell.pair, cell.seed, cell.method), []).append(cell)
+        size, out = max(self.group_size, 1), {}
+        for (pair, seed, method), cells in by_key.items():
+            for k in range(0, len(cells), size):
+                out[f"groups/confirm/{pair}/seed{seed}/{method}-g{k // size}"] = cells[k:k + size]
+        return out
 
     # ------------------------------------------------------------------ run specs
     def _common(self) -> dict[str, Any]:
         ex = self.config.get("execution", {})
         return {k: ex[k] for k in ("device", "threads", "amp", "channels_last", "compile") if k in ex}
 
-    def _data(self, train_subset: Any) -> dict[str, Any]:
+    def _data(self, train_subset: Any, eval_split: str = "test") -> dict[str, Any]:
         d = self.config["dataset"]
-        return {"name": d["name"], "root": d.get("root"), "train_subset": train_subset,
-                "test_subset": d.get("test_subset"), "download": d.get("download", False),
-                "num_workers": d.get("num_workers", 0)}
+        out = {"name": d["name"], "root": d.get("root"), "train_subset": train_subset,
+               "test_subset": d.get("test_subset"), "download": d.get("download", False),
+               "num_workers": d.get("num_workers", 0)}
+        if self.validation:  # every run, teachers too, trains without the held-out validation images
+            out.update(holdout=int(self.protocol["validation_size"]),
+                       holdout_seed=int(self.protocol.get("validation_seed", 1)), eval_split=eval_split)
+        return out
 
     def student_optim(self, pair: dict[str, Any], method: str = "ce", transform: str = "none", *,
                       teacher: str | None = None) -> dict[str, Any]:
@@ -272,11 +342,13 @@ class Experiment:
         return {
             "model": cell.student, "method": cell.method, "hparams": hp, "seed": cell.seed,
             "teacher_dir": self.run_dir(self.teacher_path(cell.teacher)), "cell": cell.path.removeprefix("runs/"),
-            "data": self._data(self.config["dataset"].get("train_subset")), "optim": self.cell_optim(cell),
+            "data": self._data(self.config["dataset"].get("train_subset"),
+                               "val" if cell.stage == SWEEP else "test"),
+            "optim": self.cell_optim(cell),
             "labels": {"role": "distill", "dataset": self.config["dataset"]["name"], "teacher": cell.teacher,
                        "student": cell.student, "model": cell.student, "method": cell.method,
                        "transform": cell.transform, "temperature": cell.temperature, "kd_weight": cell.kd_weight,
-                       "seed": cell.seed},
+                       "seed": cell.seed, **({"stage": cell.stage} if self.validation else {})},
             **self._common(),
         }
 

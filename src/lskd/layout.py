@@ -1,0 +1,45 @@
+"""The names of the files in a run folder (the per-run contract of DESIGN.md), spelled in one place.
+
+A finished run folder holds ``spec.json``, ``metrics.json``, ``history.csv``, ``timing.json``,
+``model.safetensors`` and the logits of the split it was evaluated on, ``<split>_logits.safetensors``:
+``test_logits`` for the paper protocol, stage-2 runs, teachers and CE baselines; ``val_logits`` for stage-1 runs
+of the validation protocol, which never see the test set (teachers and baselines also keep their ``val_logits``
+when a validation split is held out, so stage-1 students can be compared with their teacher on the same images).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SPEC = "spec.json"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+TIMING = "timing.json"
+MODEL = "model.safetensors"
+STATS = "logit_stats.safetensors"
+DIVERGENCE = "divergence.json"
+#: Where a run is evaluated: the test set, or the validation split held out of the training set.
+EVAL_SPLITS: tuple[str, ...] = ("test", "val")
+
+
+def logits_file(split: str = "test") -> str:
+    """``test_logits.safetensors`` or ``val_logits.safetensors``."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    return f"{split}_logits.safetensors"
+
+
+def run_split(run_dir: str | os.PathLike) -> str:
+    """The split a finished run was evaluated on (``metrics.json``'s ``split``; runs written before the
+    validation protocol existed were evaluated on the test set)."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return "test"
+    return str(json.loads(path.read_text()).get("split", "test"))
+
+
+def logits_path(run_dir: str | os.PathLike, split: str | None = None) -> Path:
+    """The logits file of ``run_dir`` for ``split`` (default: the split the run was evaluated on)."""
+    return Path(run_dir) / logits_file(split or run_split(run_dir))
