@@ -46,7 +46,7 @@ def test_cell_specs_resolve_per_transform_weights_and_validate():
     kd_ls = exp.cell_spec(by[("kd", "zscore", 2.0, 9.0, 0)])
     assert kd_ls["hparams"] == {"ce_weight": 0.1, "kd_weight": 9.0, "transform": "zscore", "temperature": 2.0}
     assert kd_ls["teacher_dir"] == "results/runs/teachers/cnn_w24d4"
-    assert kd_ls["labels"]["role"] == "distill" and kd_ls["data"]["train_subset"] == 10000
+    assert kd_ls["labels"]["role"] == "distill" and kd_ls["data"]["train_subset"] == 5000
     assert kd_ls["labels"]["stage"] == "sweep" and kd_ls["data"]["eval_split"] == "val"
     kd_raw = exp.cell_spec(by[("kd", "none", 4.0, 1.0, 0)])
     assert kd_raw["hparams"]["kd_weight"] == 1.0 and "transform" not in kd_raw["hparams"]
@@ -56,7 +56,7 @@ def test_cell_specs_resolve_per_transform_weights_and_validate():
     for cell in exp.cells():
         RunSpec.from_dict(exp.cell_spec(cell))
     teacher = RunSpec.from_dict(exp.teacher_spec("cnn_w24d4"))
-    assert teacher.data.train_subset is None and teacher.method == "ce"
+    assert teacher.data.train_subset == 30000 and teacher.data.holdout == 5000 and teacher.method == "ce"
 
 
 def test_fmt_num():
