@@ -57,6 +57,7 @@ def test_bad_arguments_fail_before_training(tmp_path, argv, message):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_console_script_help_and_list():
     out = subprocess.run([sys.executable, "-m", "lskd.cli", "distill", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--transform" in out.stdout and "zscore" in out.stdout

@@ -231,6 +231,7 @@ def _hammer(path: str, worker: int, rounds: int) -> None:
         write_text(path + ".csv", "run,top1\n" + "".join(f"w{worker}r{i},{j}\n" for j in range(20_000)) + "END\n")
 
 
+@pytest.mark.slow
 def test_concurrent_writers_never_expose_a_partial_file(tmp_path):
     """Failure: two processes rewrite the same metrics file and table in a loop while a third reads them.
     Behaviour: every read is a complete file from one writer (atomic rename); no temporary file is left."""

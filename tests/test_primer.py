@@ -39,6 +39,7 @@ def teacher(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_primer_command_writes_a_png(tmp_path):
     out = _lskd("--logits", LOGITS, "-o", "primer.png", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -224,6 +224,13 @@ def test_stage2_retrains_each_chosen_setting_with_every_fresh_seed_on_the_test_s
     assert exp.cell_spec(exp.cells()[0])["data"]["eval_split"] == "val"
     assert exp.teacher_spec("cnn_w24d4")["data"]["holdout"] == 300  # the teacher never sees the split either
     assert [s for _, s in exp.baselines()] == config["protocol"]["confirm_seeds"]
+    # KD and CTKD read the same view with the same solver: one lockstep job per seed (one teacher forward)
+    groups = exp.confirm_groups(selection)
+    assert sorted(groups) == [f"groups/confirm/cnn_w24d4__cnn_w8d3/seed{s}/g0" for s in (1, 2, 3)]
+    assert all({c.method for c in cells} == {"kd", "ctkd"} for cells in groups.values())
+    mixed = selection.assign(status="ok", temperature=[0.5, float("nan"), 2.0], kd_weight=[9.0, 0.9, 9.0])
+    by_views = {tuple(sorted({c.method for c in cells})) for cells in exp.confirm_groups(mixed).values()}
+    assert by_views == {("ctkd", "kd"), ("mlkd",)}  # MLKD's strong view trains apart
 
 
 @pytest.mark.parametrize("change,message", [

@@ -17,11 +17,12 @@ from lskd.analysis import (
     logit_summary_table,
     paper_comparison,
     run_summary,
+    selected_runs,
     write_run_stats,
 )
 from lskd.analysis.claims import AuditConfig, audit_runs
 from lskd.engine import DataSpec, OptimSpec, RunSpec, train
-from lskd.report import Figure, build_report, figures_common, make_figures
+from lskd.report import Figure, build_report, figures_accuracy, figures_common, make_figures
 from lskd.report.figures import CLAIM_PREFIX, FIGURES
 from lskd.report.render import CLAIMS_SECTION, SECTIONS, md_escape, md_table
 
@@ -39,6 +40,13 @@ REPO = Path(__file__).resolve().parents[1]
 #: Figures the digits fixture cannot support: it has one teacher, so teacher size is not applicable.
 NOT_DRAWN = {f"{CLAIM_PREFIX}teacher_size"}
 DRAWN = [name for name in FIGURES if name not in NOT_DRAWN]
+#: Stage-2 seeds of the validation fixture: the stage-1 seeds plus this.
+FRESH = 10
+#: Columns a table of an older version lacks (the report must read them as their defaults).
+NEW_COLUMNS = {"runs": ["stage", "split", "status"], "headline": ["protocol", "status", "n_unhealthy"],
+               "grid": ["split", "status", "n_ok"]}
+#: Other tables the synthetic results folders share with the trained one.
+SHARED_TABLES = ("logit_summary", "paper_comparison", "claims", "claims_runs")
 
 
 def _spec(model: str, method: str = "ce", *, seed: int = 0, teacher: Path | None = None, epochs: int = 2,
@@ -102,6 +110,79 @@ def results(tmp_path_factory) -> Path:
         dirs += [baseline, *cells]
     write_tables(results, dirs)
     return results
+
+
+def _cell(runs: pd.DataFrame, method: str, transform: str, temperature: float | None = None,
+          kd_weight: float | None = None) -> pd.Series:
+    mask = (runs["role"] == "distill") & (runs["method"] == method) & (runs["transform"] == transform)
+    if temperature is not None:
+        mask &= runs["temperature"] == temperature
+    if kd_weight is not None:
+        mask &= runs["kd_weight"] == kd_weight
+    return mask
+
+
+def validation_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The trained runs relabelled as the two-stage protocol: every distill run is a stage-1 run on the validation
+    split; KD raw T=4 w=9 seed 0 collapsed, KD z-score T=4 w=9 diverged (both seeds, no accuracy), CTKD z-score
+    collapsed in both seeds (no healthy setting); each other arm's best healthy setting is rerun as stage 2 on the
+    test set with fresh seeds (``seed + FRESH``)."""
+    runs = runs.copy()
+    distill = runs["role"] == "distill"
+    runs["stage"], runs["status"] = runs["stage"].astype(object), "ok"
+    runs.loc[distill, ["stage", "split"]] = ["sweep", "val"]
+    collapsed = (_cell(runs, "kd", "none", 4.0, 9.0) & (runs["seed"] == 0)) | _cell(runs, "ctkd", "zscore")
+    runs.loc[collapsed, ["status", "last_top1", "best_top1"]] = ["collapsed", 10.0, 10.0]
+    diverged = _cell(runs, "kd", "zscore", 4.0, 9.0)
+    runs.loc[diverged, ["status", "last_top1", "best_top1"]] = ["diverged", float("nan"), float("nan")]
+    confirm = selected_runs(runs.assign(split="test")).drop(columns="n_settings")
+    confirm = confirm.assign(stage="confirm", split="test", seed=confirm["seed"] + FRESH)
+    return pd.concat([runs, confirm], ignore_index=True)
+
+
+def derived_results(results: Path, out: Path, *, validation: bool) -> Path:
+    """A results folder whose tables are those of ``results`` (same run folders): the validation protocol of
+    :func:`validation_runs` (tables recomputed), or the tables without the columns of :data:`NEW_COLUMNS`."""
+    src, dst = results / "tables", out / "tables"
+    dst.mkdir(parents=True)
+    for name in SHARED_TABLES:
+        shutil.copy(src / f"{name}.csv", dst / f"{name}.csv")
+    runs = pd.read_csv(src / "runs.csv")
+    if validation:
+        runs = validation_runs(runs)
+        tables = {"runs": runs, "headline": headline_table(runs, n_boot=2000), "grid": grid_table(runs)}
+    else:
+        tables = {name: pd.read_csv(src / f"{name}.csv").drop(columns=cols) for name, cols in NEW_COLUMNS.items()}
+    for name, df in tables.items():
+        df.to_csv(dst / f"{name}.csv", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def validation_report(results, tmp_path_factory) -> tuple[str, dict[str, dict]]:
+    """(report.md, per figure of figures_accuracy: its axes' y labels and legend texts) of the validation-protocol
+    results of :func:`validation_runs`."""
+    tables = derived_results(results, tmp_path_factory.mktemp("validation") / "results", validation=True)
+    drawn: dict[str, dict] = {}
+    real_save = figures_accuracy.save
+
+    def spy(fig, out_dir, name, title, caption):
+        legends = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        drawn[name] = {"ylabels": [ax.get_ylabel() for ax in fig.axes], "legend": legends}
+        return real_save(fig, out_dir, name, title, caption)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures_accuracy, "save", spy)
+        md, _ = build_report(tables, tmp_path_factory.mktemp("validation_report"), CONFIG)
+    return md.read_text(), drawn
+
+
+@pytest.fixture(scope="module")
+def legacy_report(results, tmp_path_factory) -> str:
+    """report.md of ``results`` with tables that lack the stage/split/status/protocol columns."""
+    tables = derived_results(results, tmp_path_factory.mktemp("legacy") / "results", validation=False)
+    md, _ = build_report(tables, tmp_path_factory.mktemp("legacy_report"), CONFIG)
+    return md.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +256,7 @@ def test_report_has_every_section_table_and_figure(report):
     assert headings == list(SECTIONS) and CLAIMS_SECTION in SECTIONS
     for header in ("| pair | method | logits | T | w | settings | n | last top-1 | best top-1 | vs raw, last",
                    "| role | model | parameters | n | last top-1 | best top-1 |",
-                   "| pair | method | logits | T | w | n | last top-1 | best top-1 | reported |",
+                   "| pair | method | logits | T | w | n | last top-1 | best top-1 | status | reported |",
                    "| pair | method | logits | T | w | n | top-1 agrees with teacher (%) |",
                    "| paper: dataset | method | pairs |",
                    "| method | logits | T | KD weight | other hyper-parameters |",
@@ -191,7 +272,8 @@ def test_summary_quotes_the_headline_difference(report, results):
     md = report[0].read_text()
     head = pd.read_csv(results / "tables" / "headline.csv")
     kd = head[(head["method"] == "kd") & (head["transform"] == "zscore")].iloc[0]
-    summary = md.split("## Setup")[0]
+    summary = md.split("\n## ", 1)[0]
+    assert "All accuracies are last-epoch test top-1" in summary and "as in the paper" in summary
     assert f"KD z-score − raw = {kd['diff_last_mean']:+.2f} points" in summary
     assert md_escape(f"[{kd['diff_last_lo']:+.2f}, {kd['diff_last_hi']:+.2f}]") in summary
     teacher = pd.read_csv(results / "tables" / "runs.csv").query("role == 'teacher'")["last_top1"].iloc[0]
@@ -251,3 +333,108 @@ def test_every_figure_has_a_snakemake_caption():
     for name in ("tables", "report"):
         caption = REPO / "workflow" / "report" / f"{name}.rst"
         assert caption.exists() and caption.read_text().strip(), name
+
+
+# ------------------------------------------------------------------ reads like a paper (issue 14)
+def _section(md: str, heading: str) -> str:
+    """The text of the ``## heading`` section, up to the next ``## `` heading."""
+    return md.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _repeated_sentences(md: str, min_length: int = 60) -> list[str]:
+    """Sentences (split on ". ") longer than ``min_length`` that occur more than once in the report's prose
+    (table rows, image lines and headings left out; a list item or a paragraph is one line), also inside a
+    longer sentence."""
+    kept = [line for line in md.splitlines() if not line.lstrip().startswith(("|", "![", "#"))]
+    paragraphs = re.split(r"\n\s*\n|\n(?=- )", "\n".join(kept))
+    prose = "\n".join(" ".join(p.split()) for p in paragraphs)
+    sentences = {part.strip().rstrip(".") for line in prose.splitlines() for part in line.split(". ")}
+    return sorted(s for s in sentences if len(s) > min_length and prose.count(s) > 1)
+
+
+def _table_rows(section: str, header_start: str) -> list[list[str]]:
+    """The cells of each body row of the Markdown table whose header starts with ``header_start``."""
+    lines = section.split(header_start, 1)[1].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split(" | ")])
+    return rows
+
+
+def test_sections_are_in_paper_order(report):
+    md = report[0].read_text()
+    order = ("Background", "Setup", "Results", CLAIMS_SECTION, "Limitations", "Reproduce")
+    assert SECTIONS == order
+    assert tuple(re.findall(r"^## (.+)$", md, flags=re.M)) == order
+    summary = md.split("\n## ", 1)[0]
+    assert summary.startswith("# ") and "z-score − raw" in summary and "95% interval" in summary
+    assert "](figures/logit_primer.png)" in _section(md, "Background")
+    assert "### Protocol\n" in _section(md, "Setup")
+    results = _section(md, "Results")
+    assert "\n### Figures\n" in results and "](figures/accuracy_vs_temperature.png)" in results
+    assert "### Headline" in results.split("### Figures")[0]
+
+
+@pytest.mark.parametrize("which", ["report", "validation_report", "legacy_report"])
+def test_each_thing_is_said_once(which, request):
+    value = request.getfixturevalue(which)
+    md = value[0].read_text() if which == "report" else value[0] if which == "validation_report" else value
+    assert _repeated_sentences(md) == []
+    from lskd.analysis.claims import CLAIMS
+
+    for claim in CLAIMS.values():  # in its claim's entry only; the figure's caption names it by title
+        assert md.count(md_escape(claim.statement)) == 1, claim.id
+    selection = pd.read_csv(Path(request.getfixturevalue("results")) / "tables" / "headline.csv")["selection"][0]
+    if which != "validation_report":  # how settings were selected: once, under Setup
+        assert md.count(selection) == 1 and selection in _section(md, "Setup")
+
+
+def test_repeated_sentences_are_found():
+    sentence = "A sentence that is long enough to count as a repeated statement of the report"
+    md = f"# t\n\n{sentence}. Other.\n\n## S\n\nWhy: {sentence}.\n\n| {sentence}. |\n"
+    assert _repeated_sentences(md) == [sentence]
+    assert _repeated_sentences(md.replace(f"Why: {sentence}.", "")) == []
+
+
+def test_validation_protocol_and_unhealthy_cells_are_named(validation_report):
+    md, drawn = validation_report
+    summary = md.split("\n## ", 1)[0]
+    assert ("Settings were chosen on a held-out validation split (stage 1) and the numbers are stage-2 test "
+            "accuracies over 2 fresh seeds") in summary
+    assert "KD z-score − raw" in summary and "as in the paper" not in summary
+    assert "CTKD z-score: no healthy setting (all 2 stage-1 runs collapsed to chance)" in summary
+    setup = _section(md, "Setup")
+    assert "Validation protocol: each arm reports the" in setup and "stage 2 ran 2 fresh seeds (10, 11)." in setup
+    results = _section(md, "Results")
+    header = "| pair | method | logits | T | w | settings | n | last top-1 | best top-1 |"
+    headline = {(r[1], r[2]): r for r in _table_rows(results, header)}
+    assert headline[("CTKD", "z-score")][-1] == "no healthy setting (2 unhealthy runs)"
+    assert headline[("CTKD", "z-score")][7:9] == ["—", "—"]
+    assert headline[("KD", "raw")][-1] == "ok (1 unhealthy run left out)" and headline[("CTKD", "raw")][-1] == "ok"
+    grid_header = "| pair | method | logits | T | w | n | last val top-1 | best val top-1 | status | reported |"
+    grid = {tuple(r[1:5]): r for r in _table_rows(results, grid_header)}
+    assert grid[("KD", "raw", "4", "9")][8] == "collapsed 1/2" and grid[("KD", "raw", "4", "9")][6]
+    assert grid[("KD", "z-score", "4", "9")][6:9] == ["diverged", "diverged", "diverged"]
+    assert grid[("CTKD", "z-score", "learned (15.6)", "0.9")][8] == "collapsed"
+    assert grid[("KD", "raw", "1", "0.9")][8:] == ["ok", "✓"]
+    accuracy = drawn["accuracy_vs_temperature"]
+    assert accuracy["ylabels"][0] == "last-epoch validation top-1 (%)"
+    assert "collapsed/diverged, at chance (10.0%)" in accuracy["legend"]
+    caption = results.split("Figure 2. Accuracy vs temperature", 1)[1].split("\n####", 1)[0]
+    assert "on the validation split held out of the training set (stage 1)" in caption
+    assert "KD raw T=4, w=9: collapsed 1/2" in caption and "KD z-score T=4, w=9: diverged 2/2" in caption
+    assert "3 collapsed and 2 diverged" in _section(md, "Limitations")
+
+
+def test_tables_without_the_new_columns_read_as_the_defaults(legacy_report, report):
+    md = legacy_report
+    assert "as in the paper" in md.split("\n## ", 1)[0] and "no healthy setting (" not in md
+    assert "Paper protocol: each arm reports the" in _section(md, "Setup")
+    results = _section(md, "Results")
+    grid = _table_rows(results, "| pair | method | logits | T | w | n | last top-1 | best top-1 | status | reported |")
+    assert len(grid) == 10 and {r[8] for r in grid} == {"ok"} and all(r[6] for r in grid)
+    headline = _table_rows(results, "| pair | method | logits | T | w | settings | n | last top-1 | best top-1 |")
+    assert len(headline) == 4 and {r[-1] for r in headline} == {"ok"}
+    assert results == _section(report[0].read_text(), "Results")  # the same as with the columns spelt out

@@ -272,6 +272,7 @@ def test_every_fetched_teacher_needs_min_top1():
         validate_config(config, SCHEMA, runtime=False)
 
 
+@pytest.mark.slow
 def test_fetch_teacher_rule_passes_the_lock_and_strictness(tmp_path):
     work = copy_workflow(tmp_path)
     (work / "strict.yaml").write_text("teacher_verification: {strict: true}\n")

@@ -394,6 +394,7 @@ def _write_cifar_standin(root: Path, per_class: dict[str, int]) -> None:
                                               "coarse_label_names": [f"s{k}" for k in range(20)]}, protocol=2))
 
 
+@pytest.mark.slow
 def test_cifar100_teacher_import_end_to_end_through_the_workflow_command(tmp_path, capsys):
     """configs/cifar100.yaml's resnet32x4 teacher, served from a local archive, through `lskd fetch-teacher` as the
     fetch_teacher rule runs it: refused below min_top1 (nothing written), then imported; its test logits equal

@@ -97,16 +97,16 @@ rule confirm_group:
         teacher_model=lambda w: f"{teacher_dir_of_pair(w)}/model.safetensors",
         selection=SELECTION,
     output:
-        marker=f"{R}/groups/confirm/{{pair}}/seed{{seed}}/{{method}}-g{{index}}.json",
+        marker=f"{R}/groups/confirm/{{pair}}/seed{{seed}}/g{{index}}.json",
     wildcard_constraints:
         index=r"\d+",
     conda:
         CONDA_ENV
     log:
-        "logs/groups/confirm/{pair}/seed{seed}/{method}-g{index}.log",
+        "logs/groups/confirm/{pair}/seed{seed}/g{index}.log",
     params:
         group=lambda w, input: spec_arg(EXP.group_payload(
-            f"groups/confirm/{w.pair}/seed{w.seed}/{w.method}-g{w.index}", EXP.confirm_groups(input.selection))),
+            f"groups/confirm/{w.pair}/seed{w.seed}/g{w.index}", EXP.confirm_groups(input.selection))),
     threads: EXECUTION["threads"]
     resources:
         mem_mb=RESOURCES["distill"]["mem_mb"],

@@ -1,8 +1,15 @@
-"""Accuracy figures: accuracy vs temperature, the KD-weight × temperature heatmap, training curves."""
+"""Accuracy figures: accuracy vs temperature, the KD-weight × temperature heatmap, training curves.
+
+Both grid figures draw the grid runs (stage 1 under the validation protocol, every distillation run under the
+paper's) on the split those runs were measured on (``split``: ``val`` or ``test``), and mark the runs that
+collapsed to chance or diverged (``status``) instead of dropping them. Tables written before these columns
+existed read as stage ``sweep``, split ``test``, status ``ok`` (:func:`column`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +33,49 @@ from lskd.report.figures_common import (
 )
 
 MARKERS = ("o", "s", "^", "D")
+#: Run column → its value in tables written before the column existed.
+DEFAULTS = {"stage": "sweep", "split": "test", "status": "ok"}
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+
+
+# ---------------------------------------------------------------------------------------------- columns
+def column(df: pd.DataFrame, name: str, default: Any = None) -> pd.Series:
+    """``df[name]`` with empty cells as ``default`` (:data:`DEFAULTS` when None); all ``default`` when the
+    column is absent."""
+    default = DEFAULTS.get(name) if default is None else default
+    if name not in df:
+        return pd.Series(default, index=df.index, dtype=object)
+    values = df[name]
+    return values.where(values.notna() & (values.astype(str) != ""), default)
+
+
+def grid_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The distillation runs of the grid: every stage but ``confirm`` (the validation protocol's stage 2)."""
+    distill = runs[runs["role"] == "distill"]
+    return distill[column(distill, "stage") != "confirm"]
+
+
+def healthy(df: pd.DataFrame) -> pd.Series:
+    """Whether each row's ``status`` is ``ok``."""
+    return column(df, "status") == "ok"
+
+
+def split_of(df: pd.DataFrame) -> str:
+    """``val`` when any row was measured on the validation split, else ``test``."""
+    return "val" if (column(df, "split") == "val").any() else "test"
+
+
+def chance_level(res: Results, df: pd.DataFrame) -> float | None:
+    """Top-1 (%) of guessing: 100 / classes, from ``num_classes`` or the first run's spec; None when unknown."""
+    k = pd.to_numeric(column(df, "num_classes", np.nan), errors="coerce").dropna()
+    if len(k):
+        return 100.0 / float(k.iloc[0])
+    for run_dir in df["run_dir"]:
+        try:
+            return 100.0 / float(res.record(run_dir)["resolved"]["num_classes"])
+        except (FileNotFoundError, KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -42,7 +92,8 @@ def _ticks(temps: list[float]) -> list[float]:
 
 
 def _at_selected_weight(res: Results, df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose kd_weight is the one each (pair, method, transform) reports (one line per transform)."""
+    """Rows whose kd_weight is the one each (pair, method, transform) reports (one line per transform; ``w_sel``
+    is that weight)."""
     weights = res.selected.groupby([*PAIR, "method", "transform"])["kd_weight"].first().rename("w_sel")
     merged = df.join(weights, on=[*PAIR, "method", "transform"])
     return merged[np.isclose(merged["kd_weight"], merged["w_sel"])]
@@ -74,6 +125,37 @@ def _learned_markers(ax, res: Results, learned: pd.DataFrame, markers: dict[str,
     return notes
 
 
+def _unhealthy_cells(bad: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid cell with an unhealthy run: its x position (the temperature, or the mean learned one),
+    statuses and counts."""
+    x = bad["temperature"].where(bad["temperature"].notna(), bad["effective_temperature"])
+    keys = ["method", "method_name", "logits", "temperature", "kd_weight"]
+    cells = bad.assign(x=x, status=column(bad, "status")).groupby(keys, dropna=False, sort=False)
+    return cells.agg(x=("x", "mean"), status=("status", lambda s: ", ".join(sorted(set(s)))),
+                     n_bad=("status", "size")).reset_index()
+
+
+def _unhealthy_markers(ax, res: Results, bad: pd.DataFrame, seeds: pd.DataFrame, chance: float | None,
+                       ) -> tuple[list[str], list[Line2D]]:
+    """An 'x' at the chance level (the axis floor when unknown) per cell with a collapsed or diverged run;
+    returns a caption phrase per cell and the legend handle."""
+    if bad.empty:
+        return [], []
+    y = chance if chance is not None else ax.get_ylim()[0]
+    notes = []
+    for r in _unhealthy_cells(bad).itertuples(index=False):
+        if np.isfinite(r.x):
+            ax.scatter([r.x], [y], marker="x", s=70, linewidths=2, color=res.palette[r.method], zorder=4)
+        t = "learned T" if pd.isna(r.temperature) else f"T={fmt_num(r.temperature)}"
+        same_t = seeds["temperature"].isna() if pd.isna(r.temperature) else seeds["temperature"] == r.temperature
+        n = int(((seeds["method"] == r.method) & (seeds["logits"] == r.logits) & same_t
+                 & np.isclose(seeds["kd_weight"], r.kd_weight)).sum())
+        notes.append(f"{r.method_name} {r.logits} {t}, w={fmt_num(r.kd_weight)}: {r.status} {r.n_bad}/{n}")
+    where = f"chance ({chance:.1f}%)" if chance is not None else "the bottom of the axis"
+    handle = Line2D([], [], marker="x", ls="", color="black", label=f"collapsed/diverged, at {where}")
+    return notes, [handle]
+
+
 def _reference_lines(ax, res: Results, pair: tuple[str, str, str]) -> list[Line2D]:
     """Teacher (dotted) and CE-trained student (dashed, ± 1 std band); legend handles for both."""
     teachers, baselines = res.references(pair)
@@ -99,12 +181,22 @@ def _compare_sentences(res: Results, fixed: pd.DataFrame) -> list[str]:
     return out
 
 
+def _grid_frames(res: Results) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(healthy fixed-temperature runs at each arm's reported weight, healthy learned-temperature runs, the
+    unhealthy runs of every cell and weight, every grid run), labelled."""
+    runs = _with_labels(grid_runs(res.runs))
+    fixed = _at_selected_weight(res, runs[runs["temperature"].notna()])
+    learned = runs[runs["temperature"].isna()]
+    ok_fixed, ok_learned = fixed[healthy(fixed)], learned[healthy(learned)]
+    return ok_fixed, ok_learned, runs[~healthy(runs)], runs
+
+
 def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
-    fixed = _at_selected_weight(res, res.distill[res.distill["temperature"].notna()])
-    if fixed.empty:
+    fixed, learned, bad, every = _grid_frames(res)
+    if fixed.empty and bad.empty:
         return None
-    learned = _with_labels(res.distill[res.distill["temperature"].isna()])
-    fixed = _with_labels(fixed)
+    split = SPLIT_NAMES[split_of(grid_runs(res.runs))]
+    chance = chance_level(res, every) if len(bad) else None
     styles = [transform_label(t) for t in res.transforms]
     markers = dict(zip(styles, MARKERS))
     dashes = dict(zip(styles, ["", (4, 2), (1, 1), (3, 1, 1, 1)]))
@@ -112,34 +204,58 @@ def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
     fig = new_figure(5.2 * len(res.pairs) + 2.4, 4.4)
     axes = np.atleast_1d(fig.subplots(1, len(res.pairs), sharey=True, squeeze=False)[0])
     sentences: list[str] = []
+    unhealthy: list[str] = []
     for ax, pair in zip(axes, res.pairs):
         sub, lsub = fixed[pair_mask(fixed, pair)], learned[pair_mask(learned, pair)]
-        sns.lineplot(sub, x="temperature", y="last_top1", hue="method_name", style="logits", hue_order=list(hues),
-                     palette=hues, style_order=styles, markers=markers, dashes=dashes, errorbar="sd",
-                     err_style="bars", err_kws={"capsize": 3}, ax=ax, legend=ax is axes[-1])
+        if len(sub):
+            sns.lineplot(sub, x="temperature", y="last_top1", hue="method_name", style="logits",
+                         hue_order=list(hues), palette=hues, style_order=styles, markers=markers, dashes=dashes,
+                         errorbar="sd", err_style="bars", err_kws={"capsize": 3}, ax=ax, legend=ax is axes[-1])
         notes = _compare_sentences(res, sub) + _learned_markers(ax, res, lsub, markers)
         sentences += [f"{pair[1]} → {pair[2]}: {n}" if len(res.pairs) > 1 else n for n in notes]
         extra = _reference_lines(ax, res, pair)
-        temps = _ticks(list(set(sub["temperature"]) | set(np.round(lsub["effective_temperature"].unique()))))
+        cells, handles = _unhealthy_markers(ax, res, bad[pair_mask(bad, pair)], every[pair_mask(every, pair)],
+                                            chance)
+        unhealthy += cells
+        extra += handles
+        xs = set(sub["temperature"]) | set(np.round(lsub["effective_temperature"].unique()))
+        xs |= {t for t in bad["temperature"].dropna()}
+        temps = _ticks([t for t in xs if np.isfinite(t) and t > 0])
         ax.set_xscale("log", base=2)
         ax.set_xticks(temps, [fmt_num(t, 1) for t in temps])
         ax.minorticks_off()
         ax.set(title=f"{pair[1]} → {pair[2]} ({pair[0]})", xlabel="temperature T (τ for z-score; log scale)",
-               ylabel="test top-1, last epoch (%)")
+               ylabel=f"last-epoch {split} top-1 (%)")
         if ax is axes[-1]:
             handles, labels = ax.get_legend_handles_labels()
             labels = [{"method_name": "method"}.get(lab, lab) for lab in labels]
             ax.legend(handles + extra, labels + [h.get_label() for h in extra], loc="upper left",
                       bbox_to_anchor=(1.02, 1.0), fontsize=8)
-    n = int(fixed.groupby([*PAIR, "method", "transform", "temperature"]).size().max())
-    caption = (("; ".join(sentences) + ". ") if sentences else "") + (
-        f"Points: mean last-epoch test top-1 over seeds (error bars ± 1 std, up to n={n}); each line uses the KD "
-        "weight its transform reports; dotted: teacher, dashed with band: CE-trained student (± 1 std).")
-    return save(fig, out_dir, "accuracy_vs_temperature", "Accuracy vs temperature", caption)
+    return save(fig, out_dir, "accuracy_vs_temperature", "Accuracy vs temperature",
+                _accuracy_caption(sentences, unhealthy, fixed, split, chance))
+
+
+def _accuracy_caption(sentences: list[str], unhealthy: list[str], fixed: pd.DataFrame, split: str,
+                      chance: float | None) -> str:
+    """What the accuracy-vs-temperature figure shows: the comparisons, then what a point is and where."""
+    n = int(fixed.groupby([*PAIR, "method", "transform", "temperature"]).size().max()) if len(fixed) else 0
+    where = ("the validation split held out of the training set (stage 1)" if split == "validation"
+             else "the test set")
+    text = ("; ".join(sentences) + ". ") if sentences else ""
+    text += (f"Points: mean last-epoch top-1 on {where} over the healthy seeds (error bars ± 1 std, up to n={n}); "
+             "each line uses the KD weight its transform reports; dotted: teacher, dashed with band: CE-trained "
+             "student (± 1 std)" + (", both on the test set." if split == "validation" else "."))
+    if unhealthy:
+        level = f"chance ({chance:.1f}%)" if chance is not None else "the bottom of the axis"
+        text += (f" ×: grid cells (any KD weight) with runs that collapsed to chance or diverged, drawn at "
+                 f"{level} and left out of the lines: {'; '.join(unhealthy)}.")
+    return text
 
 
 def kd_weight_temperature_heatmap(res: Results, out_dir: Path) -> Figure | None:
-    fixed = res.distill[res.distill["temperature"].notna()]
+    runs = grid_runs(res.runs)
+    fixed = runs[runs["temperature"].notna()]
+    split = SPLIT_NAMES[split_of(runs)]
     panels = []
     for key, g in fixed.groupby([*PAIR, "method", "transform"], sort=False):
         if g["kd_weight"].nunique() >= 2 and g["temperature"].nunique() >= 2:
@@ -157,7 +273,7 @@ def kd_weight_temperature_heatmap(res: Results, out_dir: Path) -> Figure | None:
     sentences = []
     for ax, (key, pivot) in zip(axes, panels):
         sns.heatmap(pivot, annot=True, fmt=".1f", cmap="viridis", vmin=vmin, vmax=vmax, ax=ax,
-                    cbar=ax is axes[len(panels) - 1], cbar_kws={"label": "test top-1, last epoch (%)"},
+                    cbar=ax is axes[len(panels) - 1], cbar_kws={"label": f"{split} top-1, last epoch (%)"},
                     xticklabels=[fmt_num(t) for t in pivot.columns], yticklabels=[fmt_num(w) for w in pivot.index])
         w, t = pivot.stack().idxmax()
         i, j = list(pivot.index).index(w), list(pivot.columns).index(t)
@@ -168,8 +284,12 @@ def kd_weight_temperature_heatmap(res: Results, out_dir: Path) -> Figure | None:
                          f"({pivot.loc[w, t]:.1f}%), worst {float(pivot.min().min()):.1f}%")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    caption = ("; ".join(sentences) + ". Cells: mean last-epoch test top-1 over seeds; the white box marks each "
-               "panel's best cell (the paper's Table 4 shows the same grid for KD on CIFAR-100 at τ = 2).")
+    bad = fixed[~healthy(fixed)]
+    flagged = (f" {len(bad)} of the runs in these cells collapsed to chance or diverged; the grid table names "
+               "their cells." if len(bad) else "")
+    caption = ("; ".join(sentences) + f". Cells: mean last-epoch {split} top-1 over seeds (a diverged run has no "
+               "accuracy and is left out); the white box marks each panel's best cell (the paper's Table 4 shows "
+               "the same grid for KD on CIFAR-100 at τ = 2)." + flagged)
     return save(fig, out_dir, "kd_weight_temperature_heatmap", "KD weight × temperature", caption)
 
 

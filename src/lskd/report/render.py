@@ -25,6 +25,7 @@ from lskd.analysis.claims import CLAIMS
 from lskd.analysis.official import official_settings
 from lskd.engine.io import write_text
 from lskd.report.figures import CLAIM_PREFIX, draw_figures
+from lskd.report.figures_accuracy import SPLIT_NAMES, column, grid_runs
 from lskd.report.figures_claims import claims_tables
 from lskd.report.figures_common import (
     PAIR,
@@ -40,7 +41,16 @@ from lskd.report.figures_common import (
 
 #: Top-level sections of the report, in order (after the title and the summary paragraph).
 CLAIMS_SECTION = "Does the paper's explanation hold here?"
-SECTIONS = ("Setup", "Results", "Figures", CLAIMS_SECTION, "Background", "Limitations", "Reproduce")
+SECTIONS = ("Background", "Setup", "Results", CLAIMS_SECTION, "Limitations", "Reproduce")
+#: The figure drawn in the Background section (numbered first); the other general ones go under Results.
+PRIMER = "logit_primer"
+NO_HEALTHY = "no healthy setting"
+#: How settings were selected, when ``headline.csv`` has no ``selection`` column (tables of an older version).
+SELECTION_FALLBACK = {
+    "paper": SELECTION_NOTE,
+    "validation": "(temperature, kd_weight) with the highest mean last-epoch validation top-1 over the stage-1 "
+                  "seeds, retrained with fresh seeds and evaluated on the test set (stage 2)",
+}
 #: Logit-summary columns shown: (column stem in ``logit_summary.csv``, header, digits).
 LOGIT_COLUMNS = (
     ("top1_agree", "top-1 agrees with teacher (%)", 1), ("student_std", "student logit std", 2),
@@ -98,12 +108,33 @@ def _items(d: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- tables
+def _status_cell(row: Any) -> str:
+    """``ok``, ``no healthy setting``, … with the number of unhealthy runs of the arm when there are any."""
+    status = str(row["status"])
+    n = 0 if is_missing(row["n_unhealthy"]) else int(row["n_unhealthy"])
+    if not n:
+        return status
+    return f"{status} ({_plural(n, 'unhealthy run')}{' left out' if status == 'ok' else ''})"
+
+
+def _with_defaults(df: pd.DataFrame, defaults: dict[str, Any]) -> pd.DataFrame:
+    """``df`` with each column of ``defaults`` present and its empty cells filled (tables written before the
+    column existed)."""
+    return df.assign(**{name: column(df, name, value) for name, value in defaults.items()})
+
+
 def headline_md(df: pd.DataFrame) -> Markup:
+    """The headline table: one row per arm with its setting, accuracies, paired differences and status."""
+    df = _with_defaults(df, {"status": "ok", "n_unhealthy": 0})
     header = ["pair", "method", "logits", "T", "w", "settings", "n", "last top-1", "best top-1",
-              "vs raw, last [95% CI]", "vs raw, best [95% CI]"]
-    rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), _temperature(r),
-             fmt_num(r["kd_weight"]), r["n_settings"], r["n"], r["last_top1"], r["best_top1"], r.get("diff_last"),
-             r.get("diff_best")] for _, r in df.iterrows()]
+              "vs raw, last [95% CI]", "vs raw, best [95% CI]", "status"]
+    rows = []
+    for _, r in df.iterrows():
+        ok = r["status"] == "ok"
+        rows.append([_pair(r), method_label(r["method"]), transform_label(r["transform"]),
+                     _temperature(r) if ok else "—", fmt_num(r["kd_weight"]) if ok else "—", r["n_settings"],
+                     r["n"], r["last_top1"] if ok else "—", r["best_top1"] if ok else "—", r.get("diff_last"),
+                     r.get("diff_best"), _status_cell(r)])
     return md_table(rows, header)
 
 
@@ -120,11 +151,28 @@ def references_md(runs: pd.DataFrame) -> Markup:
     return md_table(rows, ["role", "model", "parameters", "n", "last top-1", "best top-1"])
 
 
+def _accuracy_or_status(value: Any, status: str) -> Any:
+    """A grid accuracy, or the cell's status where a diverged cell has no number."""
+    return status if (is_missing(value) or str(value) == "") and status != "ok" else value
+
+
 def grid_md(df: pd.DataFrame) -> Markup:
+    """The temperature × KD-weight grid, one row per cell; the accuracy headers name the split (``val``) they
+    were measured on, and a ``split`` column appears only when cells differ."""
+    df = _with_defaults(df, {"split": "test", "status": "ok"})
+    splits = sorted(set(df["split"].astype(str)))
+    name = "val " if splits == ["val"] else ""
+    header = ["pair", "method", "logits", "T", "w", "n", f"last {name}top-1", f"best {name}top-1", "status",
+              "reported"]
     rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), _temperature(r),
-             fmt_num(r["kd_weight"]), r["n"], r["last_top1"], r["best_top1"],
+             fmt_num(r["kd_weight"]), r["n"], _accuracy_or_status(r["last_top1"], r["status"]),
+             _accuracy_or_status(r["best_top1"], r["status"]), r["status"],
              "✓" if str(r["selected"]).lower() == "true" else ""] for _, r in df.iterrows()]
-    return md_table(rows, ["pair", "method", "logits", "T", "w", "n", "last top-1", "best top-1", "reported"])
+    if len(splits) > 1:
+        header.insert(6, "split")
+        for row, split in zip(rows, df["split"]):
+            row.insert(6, split)
+    return md_table(rows, header)
 
 
 def logit_md(df: pd.DataFrame) -> Markup:
@@ -296,22 +344,115 @@ def claims_context(res: Results, figures: Sequence[Figure], first_number: int, f
             number += 1
         items.append({
             "title": claim.title, "paper": claim.paper, "statement": claim.statement, "figure": fig_ctx,
-            "rows": [{"scope": _scope(r), "verdict": r["verdict"], "evidence": r["evidence"],
-                      "test": "" if is_missing(r["test"]) else r["test"]} for _, r in rows.iterrows()],
+            "rows": [{"scope": _scope(r), "verdict": r["verdict"], "evidence": r["evidence"]}
+                     for _, r in rows.iterrows()],
         })
     tally = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
-    return {"table": claims_md(df), "entries": items, "tally": tally}
+    return {"table": claims_md(df), "entries": items, "tally": tally, "tests": claims_tests(df)}
+
+
+def claims_tests(df: pd.DataFrame) -> list[str]:
+    """Each distinct test of the claims table once, with the claims (by title) that use it."""
+    users: dict[str, list[str]] = {}
+    for _, r in df.iterrows():
+        if not is_missing(r["test"]) and str(r["test"]):
+            titles = users.setdefault(str(r["test"]).rstrip("."), [])
+            if CLAIMS[r["claim"]].title not in titles:
+                titles.append(CLAIMS[r["claim"]].title)
+    return [f"{', '.join(titles)}: {test}." for test, titles in users.items()]
 
 
 # ---------------------------------------------------------------------------------------------- prose
+def protocol_of(res: Results) -> str:
+    """``validation`` when the headline says so (``protocol`` column), else ``paper``."""
+    head = res.tables.get("headline", pd.DataFrame())
+    return "validation" if (column(head, "protocol", "paper") == "validation").any() else "paper"
+
+
+def stage2_seeds(res: Results) -> list[int]:
+    """The seeds of the stage-2 (``confirm``) runs; empty under the paper's protocol."""
+    d = res.distill
+    return sorted(int(x) for x in d.loc[column(d, "stage") == "confirm", "seed"].dropna().unique())
+
+
+def _n_fresh(res: Results) -> int:
+    """How many fresh seeds stage 2 ran: its runs' seeds, else the largest headline n."""
+    if seeds := stage2_seeds(res):
+        return len(seeds)
+    n = pd.to_numeric(res.tables.get("headline", pd.DataFrame()).get("n", pd.Series(dtype=float)), errors="coerce")
+    return int(n.max()) if n.notna().any() else 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def selection_text(res: Results) -> str:
+    """How each arm's setting was chosen: the headline's ``selection``, else the protocol's default wording."""
+    head = res.tables.get("headline", pd.DataFrame())
+    texts = [t for t in column(head, "selection", "").astype(str) if t and t != "nan"]
+    return texts[0] if texts else SELECTION_FALLBACK[protocol_of(res)]
+
+
+def protocol_sentence(res: Results) -> str:
+    """The summary's sentence naming the protocol the numbers come from."""
+    if protocol_of(res) == "validation":
+        return ("Settings were chosen on a held-out validation split (stage 1) and the numbers are stage-2 test "
+                f"accuracies over {_plural(_n_fresh(res), 'fresh seed')} (last-epoch top-1).")
+    return ("All accuracies are last-epoch test top-1; each transform's temperature and KD weight are the best of "
+            "the grid on the test set, as in the paper.")
+
+
+def arm_health(res: Results, pair: tuple[str, str, str], method: str, transform: str) -> str:
+    """``"KD z-score: no healthy setting (all 4 stage-1 runs collapsed to chance)"``."""
+    runs = grid_runs(res.runs)
+    runs = runs[pair_mask(runs, pair) & (runs["method"] == method) & (runs["transform"] == transform)]
+    bad = column(runs, "status")
+    bad = bad[bad != "ok"].value_counts()
+    stage = "stage-1" if protocol_of(res) == "validation" else "grid"
+    runs_text = f"its only {stage} run" if len(runs) == 1 else f"all {len(runs)} {stage} runs"
+    return f"{method_label(method)} {transform_label(transform)}: {NO_HEALTHY} ({runs_text} {_how(bad)})"
+
+
+def _how(bad: pd.Series) -> str:
+    """What happened to an arm's runs, from the counts of their unhealthy statuses."""
+    kinds = {"collapsed": "collapsed to chance", "diverged": "diverged"}
+    if len(bad) == 1:
+        return kinds.get(str(bad.index[0]), str(bad.index[0]))
+    if len(bad) > 1:
+        return "collapsed to chance or diverged (" + ", ".join(f"{n} {k}" for k, n in bad.items()) + ")"
+    return "were unhealthy"
+
+
+def _pair_sentences(res: Results, h: pd.DataFrame, pair: tuple[str, str, str], verdict: dict[str, int]) -> list[str]:
+    """Per arm of a pair in method order: its paired difference to raw, or that it has no healthy setting."""
+    order = {m: i for i, m in enumerate(res.methods)}
+    h = _with_defaults(h, {"status": "ok"})
+    shown = h[h["diff_last_mean"].notna() | (h["status"] == NO_HEALTHY)]
+    shown = shown.assign(_order=shown["method"].map(order)).sort_values("_order", kind="stable")
+    sentences = []
+    for _, r in shown.iterrows():
+        if r["status"] == NO_HEALTHY:
+            sentences.append(arm_health(res, pair, r["method"], r["transform"]))
+            continue
+        raw = h[(h["method"] == r["method"]) & (h["transform"] == "none")]
+        lo, hi = r["diff_last_lo"], r["diff_last_hi"]
+        verdict["above" if lo > 0 else "below" if hi < 0 else "spans"] += 1
+        sentences.append(
+            f"{method_label(r['method'])} {transform_label(r['transform'])} − raw = {r['diff_last_mean']:+.2f} "
+            f"points, 95% interval [{lo:+.2f}, {hi:+.2f}] (n={int(r['diff_n'])} paired seeds; "
+            f"{raw['last_top1_mean'].iloc[0]:.2f}% → {r['last_top1_mean']:.2f}%)")
+    return sentences
+
+
 def summary_text(res: Results) -> str:
-    """One paragraph: per method the LS − raw paired difference with its interval, teacher and CE baseline."""
+    """One paragraph: per method the LS − raw paired difference with its interval (or that an arm has no
+    healthy setting), teacher and CE baseline, then the protocol the numbers come from and the tally."""
     head = res.tables.get("headline", pd.DataFrame())
     if head.empty:
         return "No distillation run has finished yet: there is nothing to summarise."
     parts, verdict = [], {"above": 0, "below": 0, "spans": 0}
     for pair in res.pairs:
-        h = head[pair_mask(head, pair)]
         teachers, baselines = res.references(pair)
         ref = []
         if len(teachers):
@@ -321,25 +462,14 @@ def summary_text(res: Results) -> str:
             spread = f" ± {b.std(ddof=1):.2f}" if len(b) > 1 else ""
             ref.append(f"the student {pair[2]} trained with cross-entropy alone {b.mean():.2f}{spread}% "
                        f"(n={len(b)})")
-        sentences = []
-        order = {m: i for i, m in enumerate(res.methods)}
-        diffs = h[h["diff_last_mean"].notna()]
-        for _, r in diffs.assign(_order=diffs["method"].map(order)).sort_values("_order", kind="stable").iterrows():
-            raw = h[(h["method"] == r["method"]) & (h["transform"] == "none")]
-            lo, hi = r["diff_last_lo"], r["diff_last_hi"]
-            verdict["above" if lo > 0 else "below" if hi < 0 else "spans"] += 1
-            sentences.append(
-                f"{method_label(r['method'])} {transform_label(r['transform'])} − raw = {r['diff_last_mean']:+.2f} "
-                f"points, 95% interval [{lo:+.2f}, {hi:+.2f}] (n={int(r['diff_n'])} paired seeds; "
-                f"{raw['last_top1_mean'].iloc[0]:.2f}% → {r['last_top1_mean']:.2f}%)")
+        sentences = _pair_sentences(res, head[pair_mask(head, pair)], pair, verdict)
         text = f"On {pair[0]}, {pair[1]} → {pair[2]}: " + ("; ".join(sentences) if sentences else
                                                           "no method has both raw and standardized runs")
         parts.append(text + (". For reference, " + " and ".join(ref) + "." if ref else "."))
     n = sum(verdict.values())
     tail = (f" The interval lies above zero for {verdict['above']} of {n} method(s), below zero for "
             f"{verdict['below']}, and spans zero for {verdict['spans']}." if n else "")
-    return (" ".join(parts) + tail + " All accuracies are last-epoch test top-1; each transform's temperature and "
-            "KD weight are the best of the grid on the test set, as in the paper.")
+    return " ".join(parts) + " " + protocol_sentence(res) + tail
 
 
 def _first_record(res: Results, role: str) -> dict[str, Any]:
@@ -375,6 +505,9 @@ def setup_context(res: Results) -> dict[str, Any]:
               [["role", "model", "num_params"]].drop_duplicates("model").itertuples(index=False)]
     grid = cfg.get("grid", {})
     counts = runs["role"].value_counts()
+    stages = column(res.distill, "stage").value_counts()
+    by_stage = (f" (stage 1: {stages.get('sweep', 0)}, stage 2: {stages.get('confirm', 0)})"
+                if protocol_of(res) == "validation" else "")
     learners = sorted(res.distill.loc[res.distill["temperature"].isna(), "method"].unique())
     learned = f" ({', '.join(map(method_label, learners))} learns its own)" if learners else ""
     lines_grid = [
@@ -385,7 +518,7 @@ def setup_context(res: Results) -> dict[str, Any]:
         f"KD weights: {', '.join(str(w) for w in grid.get('kd_weights', ['default']))}; seeds: "
         f"{', '.join(str(s) for s in grid.get('seeds', sorted(runs['seed'].unique())))}.",
         f"Runs: {counts.get('teacher', 0)} teacher(s), {counts.get('baseline', 0)} CE baseline(s), "
-        f"{counts.get('distill', 0)} distillation run(s).",
+        f"{counts.get('distill', 0)} distillation run(s){by_stage}.",
     ]
     hp_rows = []
     for (method, transform), g in res.distill.groupby(["method", "transform"], sort=False):
@@ -401,6 +534,7 @@ def setup_context(res: Results) -> dict[str, Any]:
     commits = sorted(runs["git_commit"].dropna().astype(str).unique()) if len(runs) else []
     wall = runs["wall_seconds"].dropna().sum() if "wall_seconds" in runs else 0.0
     return {
+        "protocol": setup_protocol(res),
         "data": lines_data,
         "models_table": md_table(models, ["role", "model", "parameters"]),
         "grid": lines_grid,
@@ -416,30 +550,73 @@ def setup_context(res: Results) -> dict[str, Any]:
     }
 
 
+def setup_protocol(res: Results) -> str:
+    """The one sentence of Setup that says how each arm's setting was selected (said nowhere else)."""
+    if protocol_of(res) == "validation":
+        seeds = stage2_seeds(res)
+        size = (res.config.get("protocol") or {}).get("validation_size")
+        held = f" ({size:,} training images held out)" if isinstance(size, int) else ""
+        listed = f" ({', '.join(map(str, seeds))})" if seeds else ""
+        return (f"Validation protocol{held}: each arm reports the {selection_text(res)}; stage 2 ran "
+                f"{_plural(_n_fresh(res), 'fresh seed')}{listed}.")
+    return (f"Paper protocol: each arm reports the {selection_text(res)}; there is no validation split, so "
+            "the setting is chosen on the data it is scored on.")
+
+
+def _seed_limitation(res: Results) -> str:
+    """Seeds per grid cell (and per stage-2 arm) and what that does to the intervals."""
+    n = grid_runs(res.runs).groupby([*PAIR, "method", "transform", "temperature", "kd_weight"], dropna=False).size()
+    seeds = "0" if n.empty else str(int(n.min())) if n.min() == n.max() else f"{int(n.min())}–{int(n.max())}"
+    stage2 = f" in stage 1, {_n_fresh(res)} per arm in stage 2" if protocol_of(res) == "validation" else ""
+    return (f"Seeds: {seeds} per cell{stage2}. With so few paired seeds the bootstrap interval is coarse (n ≤ 3 "
+            "pairs give at most nⁿ distinct resamples) and the std is itself noisy.")
+
+
+def _selection_limitation(res: Results) -> str:
+    if protocol_of(res) == "validation":
+        return ("Selection: the grid is scored on a validation split held out of the training set, so the choice "
+                "of setting does not bias the headline; the grid's validation accuracies are not test numbers, and "
+                "only the stage-2 students enter the headline and its intervals.")
+    return ("Selection on the test set: the reported setting is chosen on the data it is scored on (see Setup), "
+            "so it is optimistically biased, for raw and standardized logits alike.")
+
+
+def _health_limitation(res: Results) -> str | None:
+    """How many runs collapsed or diverged and what the report does with them; None when every run is ok."""
+    status = column(res.distill, "status")
+    bad = status[status != "ok"].value_counts()
+    if bad.empty:
+        return None
+    counts = " and ".join(f"{n} {k}" for k, n in bad.items())
+    return (f"Run health: of {len(status)} distillation runs, {counts} (collapsed: top-1 at chance; diverged: a "
+            "non-finite loss, no accuracy). They stay in the grid with their status, a setting with one is never "
+            "selected, and none enters a headline mean or interval.")
+
+
 def limitations(res: Results) -> list[str]:
+    """The Limitations section, one item per limitation that applies to this run."""
     d = res.distill
     out = []
     if len(d):
-        gap = d["best_top1"] - d["last_top1"]
-        out.append(f"Last vs best epoch: the headline is the last epoch; the paper reports the best test accuracy "
-                   f"over epochs ({PAPER_PROTOCOL}). Here best − last averages {gap.mean():.2f} points over the "
-                   f"distillation runs (largest {gap.max():.2f}).")
-        n = d.groupby([*PAIR, "method", "transform", "temperature", "kd_weight"], dropna=False).size()
-        seeds = str(int(n.min())) if n.min() == n.max() else f"{int(n.min())}–{int(n.max())}"
-        out.append(f"Seeds: {seeds} per cell. With so few paired seeds the bootstrap "
-                   "interval is coarse (n ≤ 3 pairs give at most nⁿ distinct resamples) and the std is itself noisy.")
+        gap = (d["best_top1"] - d["last_top1"]).dropna()
+        if len(gap):
+            out.append(f"Last vs best epoch: the headline is the last epoch; the paper reports the {PAPER_PROTOCOL}. "
+                       f"Here best − last averages {gap.mean():.2f} points over the distillation runs (largest "
+                       f"{gap.max():.2f}).")
+        out.append(_seed_limitation(res))
         epochs = sorted(d["epochs"].unique())
         rec = res.record(d["run_dir"].iloc[0]).get("spec", {}).get("data", {})
         out.append(f"Scale: students train {', '.join(map(str, epochs))} epoch(s) on "
                    f"{rec.get('train_subset') or 'all'} images of {rec.get('name', 'the dataset')}, with "
                    f"{len(res.pairs)} teacher/student pair(s). The paper trains 240 epochs on CIFAR-100 and 100 on "
                    "ImageNet with larger networks; a small demo can disagree with it either way.")
-    out.append(f"Selection on the test set: {SELECTION_NOTE}. Without a validation split the reported setting is "
-               "optimistically biased, for raw and standardized logits alike.")
+    out.append(_selection_limitation(res))
+    if (health := _health_limitation(res)) is not None:
+        out.append(health)
     out.append("The logit statistics and the per-sample figures describe one setting and one seed (named in each "
                "caption) at the last epoch; they illustrate the paper's explanation. The claims audit tests it, "
                "with intervals over seeds where there are several; with one seed, one teacher or a handful of "
-               "students its intervals capture sample noise only, as each row's test says.")
+               "students its intervals capture sample noise only, as its tests say.")
     return out
 
 
@@ -449,42 +626,59 @@ def _environment() -> Environment:
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
-def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, command: str) -> str:
-    """The report's Markdown; figures referenced as ``<figures_dir>/<name>.png``."""
-    tables = res.tables
+def _figure_ctx(figure: Figure, number: int, figures_dir: str) -> dict[str, Any]:
+    return {"number": number, "title": figure.title, "caption": figure.caption,
+            "src": Markup(f"{figures_dir}/{figure.path.name}")}
+
+
+def _paper_ctx(res: Results) -> tuple[str, list[str], Markup]:
+    """(note, legend lines, table) of the comparison with the paper: its points when the config has official
+    settings, else the matched rows or the paper's numbers as context."""
     points = _paper_points(res)
     if points is not None:
-        paper_note, paper_legend, paper_table = paper_points_md(points)
-    else:
-        paper_note, paper_table = paper_md(tables["paper_comparison"] if "paper_comparison" in tables
-                                           else paper_context_table())
-        paper_legend = []
-    logit = tables.get("logit_summary")
-    names = [f.name for f in figures]
-    general = [f for f in figures if not f.name.startswith(CLAIM_PREFIX)]
+        return paper_points_md(points)
+    tables = res.tables
+    note, table = paper_md(tables["paper_comparison"] if "paper_comparison" in tables else paper_context_table())
+    return note, [], table
+
+
+def _tables_ctx(res: Results, paper_table: Markup) -> dict[str, Markup]:
+    tables, logit = res.tables, res.tables.get("logit_summary")
+    return {
+        "headline": headline_md(tables.get("headline", pd.DataFrame(columns=HEADLINE_MIN))),
+        "references": references_md(res.runs),
+        "grid": grid_md(tables.get("grid", pd.DataFrame(columns=GRID_MIN))),
+        "logit_summary": logit_md(logit) if logit is not None and len(logit) else Markup(""),
+        "paper": paper_table,
+    }
+
+
+def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, command: str) -> str:
+    """The report's Markdown; figures referenced as ``<figures_dir>/<name>.png``, numbered in reading order:
+    the primer (Background), the general figures (Results), then the claim figures."""
+    paper_note, paper_legend, paper_table = _paper_ctx(res)
+    logit = res.tables.get("logit_summary")
+    primer = next((f for f in figures if f.name == PRIMER), None)
+    general = [f for f in figures if not f.name.startswith(CLAIM_PREFIX) and f.name != PRIMER]
+    first = 2 if primer is not None else 1
+    validation = protocol_of(res) == "validation"
     context = {
         "title": res.config.get("title") or "Logit standardization in knowledge distillation",
         "summary": summary_text(res),
         "setup": setup_context(res),
         "command": Markup(command),
-        "selection_note": f"Setting of each transform: {SELECTION_NOTE}.",
-        "tables": {
-            "headline": headline_md(tables.get("headline", pd.DataFrame(columns=HEADLINE_MIN))),
-            "references": references_md(res.runs),
-            "grid": grid_md(tables.get("grid", pd.DataFrame(columns=GRID_MIN))),
-            "logit_summary": logit_md(logit) if logit is not None and len(logit) else Markup(""),
-            "paper": paper_table,
-        },
+        "validation": validation,
+        "grid_split": SPLIT_NAMES[grid_split(res)],
+        "tables": _tables_ctx(res, paper_table),
         "logit_note": ("Per-sample statistics of the test logits against the teacher's, averaged over samples, then "
                        "over seeds (means shown; logit_summary.csv has the std)." if logit is not None and len(logit)
                        else "Not available: logit_summary.csv has not been written."),
         "paper_note": paper_note,
         "paper_legend": paper_legend,
-        "figures": [{"title": f.title, "caption": f.caption, "src": Markup(f"{figures_dir}/{f.path.name}")}
-                    for f in general],
-        "claims": claims_context(res, figures, len(general) + 1, figures_dir),
+        "figures": [_figure_ctx(f, i, figures_dir) for i, f in enumerate(general, start=first)],
+        "claims": claims_context(res, figures, first + len(general), figures_dir),
         "claims_section": CLAIMS_SECTION,
-        "primer": names.index("logit_primer") + 1 if "logit_primer" in names else None,
+        "primer": _figure_ctx(primer, 1, figures_dir) if primer is not None else None,
         "limitations": limitations(res),
         "reproduce": Markup(f"pip install -e .\n{command}\n"
                             "# another config: add --configfile configs/<name>.yaml\n"
@@ -493,6 +687,14 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
         "results_dir": str(res.results_dir),
     }
     return _environment().get_template("report.md.j2").render(**context)
+
+
+def grid_split(res: Results) -> str:
+    """The split the grid was measured on (``grid.csv``'s ``split``, else the grid runs'): ``val`` or ``test``."""
+    grid = res.tables.get("grid")
+    if grid is not None and "split" in grid:
+        return "val" if (column(grid, "split") == "val").any() else "test"
+    return "val" if (column(grid_runs(res.runs), "split") == "val").any() else "test"
 
 
 HEADLINE_MIN = ["teacher", "student", "method", "transform", "temperature", "kd_weight", "n_settings", "n",

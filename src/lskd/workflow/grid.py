@@ -274,15 +274,30 @@ class Experiment:
         return out
 
     def confirm_groups(self, selection: Any) -> dict[str, list[Cell]]:
-        """Stage-2 cells in lockstep groups as :meth:`groups`, keyed ``groups/confirm/<pair>/seed<s>/<method>-g<k>``."""
-        by_key: dict[tuple[str, int, str], list[Cell]] = {}
+        """Stage-2 cells in lockstep groups keyed ``groups/confirm/<pair>/seed<s>/g<k>``: one pair and seed, and
+        (unlike stage 1, whose groups are per method) every method that reads the same input views with the same
+        solver, so KD, DKD and CTKD share one teacher forward per batch while MLKD's strong view stays apart;
+        chunks of at most ``group_size``."""
+        by_key: dict[tuple[str, int, tuple[str, ...], tuple[int, int]], list[Cell]] = {}
         for cell in self.confirm_cells(selection):
-            by_key.setdefault((cell.pair, cell.seed, cell.method), []).append(cell)
-        size, out = max(self.group_size, 1), {}
-        for (pair, seed, method), cells in by_key.items():
+            optim = self.cell_optim(cell)
+            solver = (int(optim.get("batch_size", 0)), int(optim.get("epochs", 0)))
+            by_key.setdefault((cell.pair, cell.seed, self.views(cell), solver), []).append(cell)
+        size, out, counter = max(self.group_size, 1), {}, {}
+        for (pair, seed, _, _), cells in by_key.items():
             for k in range(0, len(cells), size):
-                out[f"groups/confirm/{pair}/seed{seed}/{method}-g{k // size}"] = cells[k:k + size]
+                index = counter.setdefault((pair, seed), 0)
+                counter[pair, seed] += 1
+                out[f"groups/confirm/{pair}/seed{seed}/g{index}"] = cells[k:k + size]
         return out
+
+    def views(self, cell: Cell) -> tuple[str, ...]:
+        """The input views a cell's method reads per batch (its registered class; MLKD's from ``strong_view``)."""
+        from lskd.losses import method_class
+
+        hp = self.hparams(self.pair_config(cell.teacher, cell.student), cell.method, cell.transform)
+        views = method_class(cell.method).views
+        return ("train", hp["strong_view"]) if "strong_view" in hp and len(views) > 1 else tuple(views)
 
     # ------------------------------------------------------------------ run specs
     def _common(self) -> dict[str, Any]:
