@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -486,6 +487,23 @@ def _optim(record: dict[str, Any]) -> str:
             f"weight decay {o['weight_decay']:g}, {sched} schedule")
 
 
+def zscore_range_text(res: Results) -> str:
+    """Why the z-score arm sweeps smaller temperatures: the range of a standardized vector over K classes."""
+    record = _first_record(res, "distill") or _first_record(res, "teacher")
+    k = record.get("resolved", {}).get("num_classes") if record else None
+    d = res.distill
+    taus = sorted(d.loc[(d["transform"] == "zscore") & d["temperature"].notna(), "temperature"].unique()) \
+        if len(d) else []
+    if not k or not taus:
+        return ""
+    bound = math.sqrt(k - 1)
+    spans = ", ".join(f"±{bound / t:.2f} at τ = {t:g}" for t in taus)
+    return (f" On these K = {k} classes a standardized vector (mean 0, standard deviation 1) has every entry within "
+            f"±√(K−1) = ±{bound:.2f} (±(K−1)/√K = ±{(k - 1) / math.sqrt(k):.2f} with Bessel's correction, as the "
+            f"official code computes it), so after dividing by τ within ±{bound:.2f}/τ: {spans} in this run's "
+            "z-score grid. Raw logits keep the teacher's own scale, so the two arms need different temperatures.")
+
+
 def setup_context(res: Results) -> dict[str, Any]:
     cfg, runs = res.config, res.runs
     teacher_rec, student_rec = _first_record(res, "teacher"), _first_record(res, "distill")
@@ -679,6 +697,7 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
         "claims": claims_context(res, figures, first + len(general), figures_dir),
         "claims_section": CLAIMS_SECTION,
         "primer": _figure_ctx(primer, 1, figures_dir) if primer is not None else None,
+        "zscore_range": zscore_range_text(res),
         "limitations": limitations(res),
         "reproduce": Markup(f"pip install -e .\n{command}\n"
                             "# another config: add --configfile configs/<name>.yaml\n"
