@@ -20,3 +20,14 @@ def smoke_run(tmp_path_factory):
     assert out.returncode == 0, out.stderr[-4000:]
     print(f"smoke pipeline: {seconds:.1f} s")
     return work
+
+
+# The longest test files first: with `-n 2 --dist loadfile` (the README's test command) each file runs on one
+# worker, and starting the long ones first keeps both workers busy to the end (longest-first scheduling).
+LONGEST_FIRST = ("test_slurm.py", "test_workflow.py", "test_paper_track_e2e.py", "test_reliability.py",
+                 "test_distributed.py", "test_tracks.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: in-file order is kept

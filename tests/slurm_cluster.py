@@ -11,9 +11,9 @@ service setup without systemd, so the cluster is configured from scratch:
 * no accounting daemon (``accounting_storage/none``) and ``MinJobAge=300``, the setting under which the
   Snakemake SLURM plugin must query job states with ``squeue``;
 * two partitions on the node, ``cpu`` (default) and ``gpu``, the names in
-  ``workflow/profiles/slurm/partitions.yaml``. The node advertises one count-only GPU (``gres/gpu``
-  bound to ``/dev/null``) so that ``sbatch --gpus=1`` is accepted and GPU jobs can be submitted; there is
-  no GPU behind it.
+  ``workflow/profiles/slurm/partitions.yaml``. The node advertises two count-only GPUs (``gres/gpu``
+  bound to ``/dev/null`` and ``/dev/zero``) so that ``sbatch --gpus=2`` is accepted and GPU jobs can be
+  submitted; there is no GPU behind them.
 
 Clients (``sbatch``, ``squeue``, the Snakemake plugin) find the cluster through ``SLURM_CONF``, see
 :meth:`SlurmCluster.env`. One wrinkle: inside a job, snakemake-executor-plugin-slurm-jobstep (0.6.1) starts
@@ -115,12 +115,13 @@ MinJobAge=300
 ReturnToService=2
 SchedulerParameters=sched_interval=1
 GresTypes=gpu
-NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:1 State=UNKNOWN
+NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes={self.host} Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=1000
 PartitionName=gpu Nodes={self.host} MaxTime=INFINITE State=UP DefMemPerCPU=1000
 """
         (d / "slurm.conf").write_text(conf)
-        (d / "gres.conf").write_text(f"NodeName={self.host} Name=gpu File=/dev/null\n")
+        (d / "gres.conf").write_text(f"NodeName={self.host} Name=gpu File=/dev/null\n"
+                                     f"NodeName={self.host} Name=gpu File=/dev/zero\n")
         srun = shutil.which("srun") or "/usr/bin/srun"
         (d / "bin").mkdir()
         shim = d / "bin" / "srun"

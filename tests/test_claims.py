@@ -194,7 +194,8 @@ def test_missing_zscore_runs_are_not_applicable():
     data.students = [s for s in data.students if s.key["transform"] == "none"]
     for check in (claim_logit_shift, claim_variance_match, claim_relations):
         row = _only(check(data, CFG))
-        assert row.verdict == NOT_APPLICABLE and row.evidence == "not applicable: no z-score KD students in this config"
+        assert row.verdict == NOT_APPLICABLE and row.evidence == ("not applicable: no healthy z-score KD student "
+                                                                     "(collapsed and diverged runs are left out of the audit)")
 
 
 # ------------------------------------------------------------------ claim 4: authentic evaluation

@@ -243,7 +243,8 @@ def test_overrides_apply_in_order_to_the_runs_they_select_and_not_to_baselines()
 
 
 def test_groups_never_mix_solvers():
-    raw = _smoke(overrides=[{"method": "mlkd", "transform": "zscore", "optim": {"epochs": 3}}])
+    raw = _smoke()
+    raw["overrides"] = [{"method": "mlkd", "transform": "zscore", "optim": {"epochs": raw["student_optim"]["epochs"] + 1}}]
     raw["execution"]["group_size"] = 8
     exp = Experiment(validate_config(raw, SCHEMA, runtime=False))
     for key, cells in exp.groups().items():
@@ -261,7 +262,8 @@ def test_lskd_cells_prints_every_cell_with_its_settings():
     assert len(rows) == len(Experiment(config("smoke")).cells())
     assert list(rows[0])[:7] == ["teacher", "student", "method", "transform", "temperature", "kd_weight", "seed"]
     dkd = next(r for r in rows if r["method"] == "dkd" and r["transform"] == "zscore")
-    assert (dkd["beta"], dkd["kd_weight"], dkd["epochs"], dkd["batch_size"]) == (8.0, 9.0, 1, 128)
+    optim = config("smoke")["student_optim"]
+    assert (dkd["beta"], dkd["kd_weight"], dkd["epochs"], dkd["batch_size"]) == (8.0, 9.0, optim["epochs"], 128)
     kd = next(r for r in rows if r["method"] == "kd")
     assert kd["beta"] is None and kd["official"] is False
     csv_out = subprocess.run([sys.executable, "-m", "lskd.cli", "cells", "configs/smoke.yaml", "--format", "csv"],

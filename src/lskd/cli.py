@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -266,7 +267,7 @@ def _cmd_distill_group(args: argparse.Namespace) -> int:
         raise SystemExit(f"lskd distill-group: invalid group: {err}") from None
     outs = [m["out"] for m in members]
     metrics = train(specs, outs, progress=not args.no_progress, record_divergence=args.record_divergence)
-    if args.marker:
+    if args.marker and os.environ.get("RANK", "0") == "0":  # under torchrun, one process writes the marker
         write_json(args.marker, {"runs": outs, "status": [m.get("status", "ok") for m in metrics],
                                  "last_top1": [(m["last"] or {}).get("top1") for m in metrics]})
     return 0

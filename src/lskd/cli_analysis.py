@@ -185,16 +185,17 @@ def _tables(args: argparse.Namespace) -> int:
 
     runs = pd.read_csv(args.runs_csv)
     summaries = []
-    healthy = runs[runs["status"] == "ok"] if "status" in runs else runs
-    for record in healthy.to_dict("records"):  # a diverged run has no logits; a collapsed one is not summarised
+    finished = runs[runs["status"] != "diverged"] if "status" in runs else runs
+    for record in finished.to_dict("records"):  # a diverged run has no logits; a collapsed one is not summarised
         stats = ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
-        if record["role"] == "distill" and record.get("stage", "sweep") != "confirm":
+        if (record["role"] == "distill" and record.get("stage", "sweep") != "confirm"
+                and record.get("status", "ok") == "ok"):
             summaries.append(run_summary(record["run_dir"], stats, record))
     tables = {
         "headline": headline_table(runs, n_boot=args.n_boot),
         "grid": grid_table(runs),
-        "logit_summary": logit_summary_table(summaries, level="setting") if summaries else pd.DataFrame(),
-        "logit_runs": logit_summary_table(summaries, level="run") if summaries else pd.DataFrame(),
+        "logit_summary": logit_summary_table(summaries, level="setting"),
+        "logit_runs": logit_summary_table(summaries, level="run"),
         "paper_comparison": paper_comparison(runs),
     }
     config = _config(args)

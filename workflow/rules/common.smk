@@ -19,7 +19,16 @@ R = EXP.results
 REPORT_DIR = config["report"]
 EXECUTION = config["execution"]
 RESOURCES = config["resources"]
-GPU = 0 if EXECUTION["device"] == "cpu" else 1
+# Processes per training job: 1 runs `lskd`; N > 1 runs it under `torchrun --standalone --nproc_per_node N` (one
+# process per GPU with device cuda, gloo processes on CPU; lskd.engine.distributed), as one task of one job,
+# locally and on SLURM alike. A job asks for one GPU per process with device cuda; `auto` asks for none (it
+# uses a GPU where one is already visible), and cpu for none.
+PROCS = EXECUTION["processes_per_job"]
+GPU = PROCS if EXECUTION["device"].startswith("cuda") else 0
+EVAL_GPU = min(GPU, 1)  # jobs that only evaluate (fetch-teacher) run one process
+LAUNCH = "lskd" if PROCS == 1 else f"torchrun --standalone --nproc_per_node {PROCS} -m lskd.cli"
+PROCESS_THREADS = EXECUTION["threads"]  # CPU threads of each process; a job holds PROCS times as many
+JOB_THREADS = PROCESS_THREADS * PROCS
 
 
 def _alternatives(names):

@@ -9,40 +9,50 @@ rule train_baseline:
     log:
         "logs/baselines/{student}/seed{seed}.log",
     params:
+        launch=LAUNCH,
+        proc_threads=PROCESS_THREADS,
         spec=lambda w: spec_arg(EXP.baseline_spec(w.student, int(w.seed))),
         out=lambda w, output: os.path.dirname(output.metrics),
-    threads: EXECUTION["threads"]
+    threads: JOB_THREADS
     resources:
         mem_mb=RESOURCES["distill"]["mem_mb"],
         runtime=RESOURCES["distill"]["runtime"],
         gpu=GPU,
+        cpus_per_task=JOB_THREADS,  # one task holds every process of the job
     shell:
-        "lskd distill --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"
+        "exec {params.launch} distill --spec-json {params.spec} --threads {params.proc_threads} --out {params.out} > {log} 2>&1"
 
 
+# Training commands start with `exec`: the shell becomes lskd (or torchrun), so a SIGTERM (SLURM's preemption and
+# time-limit signal, which reaches every process of the job) finds lskd, which checkpoints the step it is in
+# and exits 143, instead of killing the shell and leaving lskd to SLURM's SIGKILL (lskd.engine.preempt).
+#
 # Cells record a non-finite loss as a finished run with status diverged (metrics.json), so one diverged cell is a
-# row of the tables, not a failed pipeline.
+# row of the tables, not a failed pipeline. metrics.json, written last, marks the run done; its logits file is
+# named by the split it was evaluated on (val_logits in stage 1 of the validation protocol, else test_logits).
 rule distill:
     input:
         teacher=lambda w: f"{teacher_dir_of_pair(w)}/metrics.json",
         teacher_model=lambda w: f"{teacher_dir_of_pair(w)}/model.safetensors",
     output:
         metrics=f"{R}/runs/{{pair}}/{{method}}/{{transform}}/T{{temperature}}_w{{kd_weight}}/seed{{seed}}/metrics.json",
-        logits=f"{R}/runs/{{pair}}/{{method}}/{{transform}}/T{{temperature}}_w{{kd_weight}}/seed{{seed}}/test_logits.safetensors",
     conda:
         CONDA_ENV
     log:
         "logs/runs/{pair}/{method}/{transform}/T{temperature}_w{kd_weight}/seed{seed}.log",
     params:
+        launch=LAUNCH,
+        proc_threads=PROCESS_THREADS,
         spec=lambda w: spec_arg(EXP.cell_spec(cell_of(w))),
         out=lambda w, output: os.path.dirname(output.metrics),
-    threads: EXECUTION["threads"]
+    threads: JOB_THREADS
     resources:
         mem_mb=RESOURCES["distill"]["mem_mb"],
         runtime=RESOURCES["distill"]["runtime"],
         gpu=GPU,
+        cpus_per_task=JOB_THREADS,  # one task holds every process of the job
     shell:
-        "lskd distill --spec-json {params.spec} --threads {threads} --record-divergence --out {params.out} > {log} 2>&1"
+        "exec {params.launch} distill --spec-json {params.spec} --threads {params.proc_threads} --record-divergence --out {params.out} > {log} 2>&1"
 
 
 rule distill_group:
@@ -58,14 +68,17 @@ rule distill_group:
     log:
         "logs/groups/{pair}/seed{seed}/{method}-g{index}.log",
     params:
+        launch=LAUNCH,
+        proc_threads=PROCESS_THREADS,
         group=lambda w: spec_arg(EXP.group_payload(f"groups/{w.pair}/seed{w.seed}/{w.method}-g{w.index}")),
-    threads: EXECUTION["threads"]
+    threads: JOB_THREADS
     resources:
         mem_mb=RESOURCES["distill"]["mem_mb"],
         runtime=RESOURCES["distill"]["runtime"],
         gpu=GPU,
+        cpus_per_task=JOB_THREADS,  # one task holds every process of the job
     shell:
-        "lskd distill-group --group-json {params.group} --threads {threads} --record-divergence "
+        "exec {params.launch} distill-group --group-json {params.group} --threads {params.proc_threads} --record-divergence "
         "--marker {output.marker} > {log} 2>&1"
 
 
@@ -105,13 +118,16 @@ rule confirm_group:
     log:
         "logs/groups/confirm/{pair}/seed{seed}/g{index}.log",
     params:
+        launch=LAUNCH,
+        proc_threads=PROCESS_THREADS,
         group=lambda w, input: spec_arg(EXP.group_payload(
             f"groups/confirm/{w.pair}/seed{w.seed}/g{w.index}", EXP.confirm_groups(input.selection))),
-    threads: EXECUTION["threads"]
+    threads: JOB_THREADS
     resources:
         mem_mb=RESOURCES["distill"]["mem_mb"],
         runtime=RESOURCES["distill"]["runtime"],
         gpu=GPU,
+        cpus_per_task=JOB_THREADS,  # one task holds every process of the job
     shell:
-        "lskd distill-group --group-json {params.group} --threads {threads} --record-divergence "
+        "exec {params.launch} distill-group --group-json {params.group} --threads {params.proc_threads} --record-divergence "
         "--marker {output.marker} > {log} 2>&1"

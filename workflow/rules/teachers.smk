@@ -15,15 +15,18 @@ rule train_teacher:
     log:
         "logs/teachers/{teacher}.log",
     params:
+        launch=LAUNCH,
+        proc_threads=PROCESS_THREADS,
         spec=lambda w: spec_arg(EXP.teacher_spec(w.teacher)),
         out=lambda w, output: os.path.dirname(output.metrics),
-    threads: EXECUTION["threads"]
+    threads: JOB_THREADS
     resources:
         mem_mb=RESOURCES["train_teacher"]["mem_mb"],
         runtime=RESOURCES["train_teacher"]["runtime"],
         gpu=GPU,
+        cpus_per_task=JOB_THREADS,  # one task holds every process of the job
     shell:
-        "lskd train-teacher --spec-json {params.spec} --threads {threads} --out {params.out} > {log} 2>&1"
+        "exec {params.launch} train-teacher --spec-json {params.spec} --threads {params.proc_threads} --out {params.out} > {log} 2>&1"
 
 
 # Fetched teachers are verified against the digests pinned in the config or, where none is pinned, against the
@@ -55,7 +58,7 @@ rule fetch_teacher:
     resources:
         mem_mb=RESOURCES["train_teacher"]["mem_mb"],
         runtime=RESOURCES["train_teacher"]["runtime"],
-        gpu=GPU,
+        gpu=EVAL_GPU,
     shell:
         "lskd fetch-teacher --spec-json {params.spec} --pretrained-json {params.pretrained} --lock {params.lock:q} "
         "{params.strict} --out {params.out} > {log} 2>&1"

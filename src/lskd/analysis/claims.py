@@ -204,7 +204,8 @@ def _transform_claim(data: AuditData, cfg: AuditConfig, spec: _PairedSpec, direc
         scope = _pair_scope(pair, method)
         if not raw or not ls:
             missing = "raw-logit" if not raw else "z-score"
-            rows.append(not_applicable(spec.claim, scope, f"no {missing} {method.upper()} students in this config",
+            rows.append(not_applicable(spec.claim, scope, f"no healthy {missing} {method.upper()} student (collapsed "
+                                       "and diverged runs are left out of the audit)",
                                        spec.statistic))
             continue
         threshold, extra = 0.0, ""

@@ -44,7 +44,8 @@ from typing import Any
 import pandas as pd
 
 from lskd.analysis.health import run_status
-from lskd.engine.io import read_json
+from lskd.engine.io import read_json, read_tensors
+from lskd.layout import logits_path
 
 ROLES: tuple[str, ...] = ("teacher", "baseline", "distill")
 
@@ -52,7 +53,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "run_dir", "role", "dataset", "teacher", "teacher_model", "student", "model", "method", "transform",
     "temperature", "kd_weight", "ce_weight", "effective_temperature", "seed", "last_top1", "last_top5", "last_nll", "last_ece",
     "best_top1", "best_top5", "best_epoch", "epochs", "wall_seconds", "num_params", "num_test", "teacher_dir",
-    "cell", "git_commit", "stage", "split", "status", "num_classes", "num_eval",
+    "cell", "git_commit", "stage", "split", "status", "num_classes", "num_eval", "val_top1",
 )
 
 SORT_KEYS: tuple[str, ...] = (
@@ -191,7 +192,20 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
         "split": metrics.get("split", "test"),
         "status": run_status(metrics, resolved.get("num_classes")),
         "num_classes": resolved.get("num_classes"),
+        "val_top1": _val_top1(run_dir, metrics),
     }
+
+
+def _val_top1(run_dir: Path, metrics: dict[str, Any]) -> float:
+    """Last-epoch top-1 (%) on the held-out validation split: a stage-1 run's own metric, or for a teacher or CE
+    baseline evaluated on the test set the accuracy of its kept ``val_logits``; NaN without a validation split."""
+    if metrics.get("split") == "val":
+        return float(metrics["last"]["top1"])
+    path = logits_path(run_dir, "val")
+    if not path.exists():
+        return math.nan
+    t = read_tensors(path)
+    return 100.0 * float((t["logits"].argmax(-1) == t["targets"]).double().mean())
 
 
 def sort_runs(df: pd.DataFrame) -> pd.DataFrame:

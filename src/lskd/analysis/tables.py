@@ -46,6 +46,7 @@ VALIDATION_NOTE = ("(temperature, kd_weight) with the highest mean last-epoch va
                    "evaluated on the test set (stage 2)")
 PROTOCOL_NOTES = {"validation": VALIDATION_NOTE, "paper": SELECTION_NOTE}
 NO_HEALTHY = "no healthy setting"
+NO_HEALTHY_CONFIRM = "no healthy stage-2 run"
 OURS_SOURCE = "this run"
 
 _SUMMARY = lambda p: [f"{p}_mean", f"{p}_std", f"{p}_n", p]  # noqa: E731
@@ -230,8 +231,11 @@ def headline_table(runs: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0) -
             common = {**keys, "transform": t, "selection": PROTOCOL_NOTES[protocol], "protocol": protocol,
                       "n_unhealthy": unhealthy,
                       "n_settings": _match(arms, transform=t).groupby(SETTING, dropna=False).ngroups}
-            if t not in by_t:  # every setting of this arm collapsed or diverged: named, with no number
-                rows.append({**common, "status": NO_HEALTHY, "n": 0, **refs})
+            if t not in by_t:  # every setting of this arm (or every stage-2 seed) unhealthy: named, with no number
+                grid = _match(arms, transform=t)
+                any_ok = any((_status(sub) == "ok").all() for _, sub in grid.groupby(SETTING, dropna=False))
+                status = NO_HEALTHY_CONFIRM if protocol == "validation" and any_ok else NO_HEALTHY
+                rows.append({**common, "status": status, "n": 0, **refs})
                 continue
             sub = by_t[t]
             row: dict[str, Any] = {**common, "temperature": sub["temperature"].iloc[0], "status": "ok",
@@ -297,6 +301,8 @@ def logit_summary_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, *, lev
     :data:`CELL` (pair, method, transform, temperature, kd_weight): ``<metric>_mean``, ``<metric>_std`` and ``n``.
     """
     df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if df.empty and not len(df.columns):  # no healthy distilled run: the table's keys, no rows
+        return pd.DataFrame(columns=[*CELL, "seed" if level == "run" else "n"])
     missing = [c for c in [*CELL, "seed"] if c not in df]
     if missing:
         raise ValueError(f"logit_summary_table: rows lack the keys {missing}")

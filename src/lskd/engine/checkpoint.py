@@ -26,7 +26,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -75,15 +75,26 @@ def module_tensors(model: nn.Module, method: nn.Module) -> dict[str, torch.Tenso
 
 
 def save_checkpoint(out_dir: Path, model: nn.Module, method: nn.Module, optimizer: torch.optim.Optimizer,
-                    epoch: int, history: list[dict[str, Any]], fingerprint: str) -> None:
-    """Write the epoch's generation (manifest last), then make it ``last`` and the former ``last`` ``prev``."""
+                    epoch: int, history: list[dict[str, Any]], fingerprint: str,
+                    partial: dict[str, Any] | None = None) -> None:
+    """Write the epoch's generation (manifest last), then make it ``last`` and the former ``last`` ``prev``.
+
+    ``epoch`` is the last completed epoch. ``partial`` (a preempted job, :mod:`lskd.engine.preempt`) is the state
+    ``step`` optimiser steps into epoch ``epoch + 1``: tensors, numbers and dicts of them only (``step``, the
+    student's random stream, the running loss sums); the manifest then records that ``step`` too.
+    """
     new = _files(out_dir, "next")
     state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "history": history, "fingerprint": fingerprint}
+    step = int(partial["step"]) if partial else 0
+    if partial:
+        state["partial"] = partial
     try:
         write_tensors(new["weights"], module_tensors(model, method), metadata={"epoch": str(epoch)})
         atomic_write(new["state"], lambda p: torch.save(state, p))
         body = {"epoch": epoch, "fingerprint": fingerprint,
                 "sha256": {"weights": sha256_file(new["weights"]), "state": sha256_file(new["state"])}}
+        if step:
+            body["step"] = step
         write_json(new["manifest"], {**body, "seal": _seal(body)})
     except Exception as err:  # torch.save reports a full disk as RuntimeError, safetensors as its own error
         for path in new.values():
@@ -112,6 +123,8 @@ def _verify(files: dict[str, Path]) -> dict[str, Any]:
     try:
         manifest = json.loads(files["manifest"].read_text())
         body = {k: manifest[k] for k in ("epoch", "fingerprint", "sha256")}
+        if "step" in manifest:  # a mid-epoch generation (preempted job)
+            body["step"] = manifest["step"]
         sealed = manifest["seal"] == _seal(body)
     except (ValueError, KeyError, TypeError) as err:
         raise _Unusable(f"unreadable manifest ({type(err).__name__}: {err})") from None
@@ -128,9 +141,18 @@ def _verify(files: dict[str, Path]) -> dict[str, Any]:
     return body
 
 
+class Resume(NamedTuple):
+    """What :func:`load_checkpoint` restored: the last completed epoch, the history up to it, and for a mid-epoch
+    generation the ``partial`` state of :func:`save_checkpoint` (else ``None``)."""
+
+    epoch: int
+    history: list[dict[str, Any]]
+    partial: dict[str, Any] | None = None
+
+
 def load_checkpoint(out_dir: Path, model: nn.Module, method: nn.Module, optimizer: torch.optim.Optimizer,
-                    fingerprint: str, *, label: str = "") -> tuple[int, list[dict[str, Any]]]:
-    """Restore the newest intact generation; returns ``(its epoch, history)``, or ``(0, [])`` when none is intact."""
+                    fingerprint: str, *, label: str = "") -> Resume:
+    """Restore the newest intact generation (by epoch, then step); :class:`Resume` ``(0, [])`` when none is."""
     intact, skipped = [], []
     for slot in SLOTS:
         files = _files(out_dir, slot)
@@ -140,14 +162,14 @@ def load_checkpoint(out_dir: Path, model: nn.Module, method: nn.Module, optimize
             intact.append((_verify(files), files))
         except _Unusable as why:
             skipped.append(f"{files['manifest'].parent / slot}.*: {why}")
-    intact.sort(key=lambda item: item[0]["epoch"], reverse=True)
+    intact.sort(key=lambda item: (item[0]["epoch"], item[0].get("step", 0)), reverse=True)
     if skipped:
         then = (f"resuming from the intact epoch-{intact[0][0]['epoch']} checkpoint" if intact
                 else "no intact checkpoint is left, starting from epoch 1")
         print(f"[{label or out_dir}] warning: skipping unusable checkpoint files ({'; '.join(skipped)}); {then}",
               file=sys.stderr)
     if not intact:
-        return 0, []
+        return Resume(0, [])
     body, files = intact[0]
     if body["fingerprint"] != fingerprint:
         raise CheckpointError(
@@ -160,13 +182,15 @@ def load_checkpoint(out_dir: Path, model: nn.Module, method: nn.Module, optimize
             f"{files['state']} matches its recorded SHA-256 but cannot be read with weights_only=True (lskd never "
             f"unpickles arbitrary objects), so lskd did not write it; refusing it. Delete {files['state'].parent} "
             f"to restart the run. ({type(err).__name__}: {err})") from None
-    if not isinstance(state, dict) or state.get("epoch") != body["epoch"]:
+    partial = state.get("partial") if isinstance(state, dict) else None
+    if (not isinstance(state, dict) or state.get("epoch") != body["epoch"]
+            or (int(partial["step"]) if partial else 0) != body.get("step", 0)):
         raise CheckpointError(f"{files['state']} does not hold the epoch-{body['epoch']} state its manifest names")
     tensors = read_tensors(files["weights"])
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     method.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("method.")})
     optimizer.load_state_dict(state["optimizer"])
-    return int(body["epoch"]), list(state["history"])
+    return Resume(int(body["epoch"]), list(state["history"]), partial)
 
 
 def remove_checkpoint(out_dir: Path) -> None:

@@ -82,6 +82,7 @@ class RunSpec:
     amp: str = "none"
     channels_last: bool = False
     compile: bool = False
+    sync_batchnorm: bool = False  # under torchrun (lskd.engine.distributed): BatchNorm over the global batch
     cell: str = ""
     labels: dict[str, Any] = field(default_factory=dict)
 
@@ -109,6 +110,8 @@ class RunSpec:
         for key, default in _NEW_DATA_DEFAULTS.items():
             if raw["data"].get(key) == default:
                 raw["data"].pop(key)
+        if not raw["sync_batchnorm"]:  # added later: runs without it keep their fingerprints
+            raw.pop("sync_batchnorm")
         return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
     def validate(self) -> None:
@@ -120,6 +123,9 @@ class RunSpec:
         from lskd.losses import method_class, method_hparams
 
         get_spec(self.data.name)
+        if self.sync_batchnorm and self.device == "cpu":
+            raise ValueError("sync_batchnorm: SyncBatchNorm runs on GPUs only; set execution.device to cuda or "
+                             "auto, or drop execution.sync_batchnorm")
         if not timm.is_model(self.model):
             close = [m for m in timm.list_models(f"*{self.model.split('_')[0]}*")][:8]
             raise ValueError(f"unknown model {self.model!r}; similar registered names: {', '.join(close) or 'none'}")

@@ -4,11 +4,13 @@ Students that share (data, teacher, seed, batch size, epochs) can be trained tog
 once and the teacher runs once per batch and view, then every student takes its own SGD step. Every random
 stream is derived from ``(seed, epoch, purpose)`` (see :mod:`lskd.engine.determinism`), so a student trained in a
 group sees exactly the batches, augmentations and initial weights it sees when trained alone, and a run resumed
-from its last epoch checkpoint continues exactly as if it had never stopped.
+from its last checkpoint continues exactly as if it had never stopped: from the end of an epoch, or, after a
+SIGTERM (:mod:`lskd.engine.preempt`), from the optimiser step where it stopped.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import time
@@ -19,15 +21,17 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Subset
 from tqdm import tqdm
 
 from lskd.data import build_dataset
+from lskd.engine import distributed as ddp
 from lskd.engine.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from lskd.engine.determinism import RngStream, derive_seed, generator, seed_everything
 from lskd.engine.evaluate import create_model, load_run_model, predict
 from lskd.engine.io import read_json, write_json, write_tensors, write_text
 from lskd.engine.metrics import classification_metrics
+from lskd.engine.preempt import Preempted, StopRequest
 from lskd.engine.provenance import provenance
 from lskd.engine.schedule import lr_at
 from lskd.engine.spec import DataSpec, RunSpec
@@ -68,6 +72,9 @@ class Student:
     correct: Tensor | None = None
     seen: int = 0
     diverged: bool = False
+    resume: dict[str, Any] | None = None  # a mid-epoch checkpoint's state: where in epoch start_epoch to go on
+    net: nn.Module | None = None  # what the training step calls: the DDP-wrapped model under torchrun
+    ctx: ddp.Context = ddp.SINGLE
 
     @property
     def name(self) -> str:
@@ -160,16 +167,42 @@ def _build_student(spec: RunSpec, out_dir: Path, num_classes: int, in_chans: int
         [*model.parameters(), *method.parameters()],
         lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov,
     )
-    done, history = load_checkpoint(out_dir, model, method, optimizer, spec.fingerprint(), label=spec.cell)
-    if done:
+    done, history, partial = load_checkpoint(out_dir, model, method, optimizer, spec.fingerprint(), label=spec.cell)
+    if partial:
+        print(f"[{spec.cell or out_dir}] resuming in epoch {done + 1} after step {partial['step']}", file=sys.stderr)
+    elif done:
         print(f"[{spec.cell or out_dir}] resuming after epoch {done}", file=sys.stderr)
-    return Student(spec, out_dir, model, method, optimizer, start_epoch=done + 1, history=history)
+    return Student(spec, out_dir, model, method, optimizer, start_epoch=done + 1, history=history, resume=partial)
+
+
+def _distribute(student: Student, ctx: ddp.Context, device: torch.device) -> None:
+    """Under torchrun: SyncBatchNorm if asked, then DDP around the student (its parameters stay the optimizer's)."""
+    if not ctx.enabled:
+        return
+    if student.spec.sync_batchnorm:
+        student.model = nn.SyncBatchNorm.convert_sync_batchnorm(student.model)
+    student.net = ddp.wrap_student(student.model, ctx, device, sync_batchnorm=False)
+    student.ctx = ctx
 
 
 def write_spec_record(spec: RunSpec, out_dir: Path, model: nn.Module, num_classes: int, in_chans: int,
-                      device: torch.device, views: tuple[str, ...]) -> None:
-    """Write ``spec.json``: the spec, its fingerprint, resolved settings, versions, git commit and hardware."""
+                      device: torch.device, views: tuple[str, ...], ctx: ddp.Context = ddp.SINGLE) -> None:
+    """Write ``spec.json``: the spec, its fingerprint, resolved settings (the process layout among them),
+    versions, git commit and hardware."""
     from lskd.losses import method_hparams
+
+    if not ctx.is_main:
+        return
+    batch = spec.optim.batch_size
+    parallel = {
+        "processes": ctx.world,
+        "backend": ("nccl" if device.type == "cuda" else "gloo") if ctx.enabled else None,
+        "global_batch_size": batch,
+        "per_process_batch_size": -(-batch // ctx.world),
+        "batchnorm": "sync (global batch)" if ctx.enabled and spec.sync_batchnorm else
+                     ("local (each process's share)" if ctx.enabled else "the batch"),
+        "lr_rule": "none: optim.lr is used as configured, for the global batch",
+    }
 
     resolved = {**method_hparams(spec.method), **spec.hparams}
     write_json(out_dir / "spec.json", {
@@ -179,6 +212,7 @@ def write_spec_record(spec: RunSpec, out_dir: Path, model: nn.Module, num_classe
             "num_classes": num_classes, "in_chans": in_chans, "device": str(device), "views": list(views),
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()},
             "num_params": sum(p.numel() for p in model.parameters()),
+            "parallel": parallel,
         },
         **provenance(),
     })
@@ -190,20 +224,23 @@ def _forward(model: nn.Module, x: Tensor, amp: str, device: torch.device) -> Ten
 
 
 def _step(student: Student, inputs: dict[str, Tensor], teacher_logits: dict[str, Tensor], y: Tensor,
-          epoch: int, step: int, check: bool) -> None:
+          epoch: int, step: int, check: bool, global_batch: int | None = None) -> None:
     spec, method = student.spec, student.method
     device = y.device
-    s_logits = tuple(_forward(student.model, inputs[v], spec.amp, device) for v in method.views)
+    net = student.net or student.model
+    s_logits = tuple(_forward(net, inputs[v], spec.amp, device) for v in method.views)
     t_logits = tuple(teacher_logits[v] for v in method.views) if method.needs_teacher else None
     single = len(method.views) == 1
     terms = method(s_logits[0] if single else s_logits, (t_logits[0] if single else t_logits) if t_logits else None, y, epoch)
     loss = sum(terms.values())
-    if check and not torch.isfinite(loss):
+    if check and student.ctx.any(not bool(torch.isfinite(loss)), device):  # every rank stops at the same step
         values = {k: float(v.detach()) for k, v in terms.items()}
         write_json(student.out_dir / DIVERGENCE, {"epoch": epoch, "step": step, "terms": {k: str(v) for k, v in values.items()}})
         raise DivergenceError(f"[{student.name}] non-finite loss at epoch {epoch}, step {step}: {values}; "
                               f"diagnostics in {student.out_dir / DIVERGENCE}")
     student.optimizer.zero_grad(set_to_none=True)
+    if student.ctx.enabled:  # DDP averages the ranks' gradients: scaled, that is the global batch mean's gradient
+        loss = loss * ddp.loss_scale(y.shape[0], global_batch or y.shape[0], student.ctx)
     loss.backward()
     student.optimizer.step()
     for k, v in terms.items():
@@ -214,32 +251,51 @@ def _step(student: Student, inputs: dict[str, Tensor], teacher_logits: dict[str,
 
 
 def _end_epoch(student: Student, epoch: int, lr: float, seconds: float, eval_set: Any, device: torch.device) -> None:
-    spec = student.spec
+    spec, ctx = student.spec, student.ctx
     split = spec.data.eval_split
-    logits, targets = predict(student.model, eval_set, batch_size=spec.optim.eval_batch_size, device=device,
-                              amp=spec.amp, channels_last=spec.channels_last)
+    logits, targets = _predict_all(student, eval_set, device)
     if not torch.isfinite(logits).all():
         bad = int((~torch.isfinite(logits)).any(-1).sum())
-        write_json(student.out_dir / DIVERGENCE, {"epoch": epoch, "step": None, f"nonfinite_{split}_samples": bad})
+        if ctx.is_main:
+            write_json(student.out_dir / DIVERGENCE, {"epoch": epoch, "step": None, f"nonfinite_{split}_samples": bad})
         raise DivergenceError(f"[{student.name}] non-finite {split} logits after epoch {epoch} ({bad} {split} samples); "
                               f"diagnostics in {student.out_dir / DIVERGENCE}")
     test = classification_metrics(logits, targets)
     row = {"epoch": epoch, "lr": lr}
-    row.update({f"loss_{k}": float(v) / student.seen for k, v in sorted(student.sums.items())})
-    row["train_top1"] = 100.0 * float(student.correct) / student.seen
+    seen = int(ctx.all_sum(torch.tensor(student.seen, device=device)).item())  # every rank's share of the epoch
+    row.update({f"loss_{k}": float(ctx.all_sum(v)) / seen for k, v in sorted(student.sums.items())})
+    row["train_top1"] = 100.0 * float(ctx.all_sum(student.correct)) / seen
     row.update({f"{split}_{k}": v for k, v in test.items()})
     row.update(student.method.log_values())
     row["seconds"] = seconds
     student.history.append(row)
     student.sums, student.correct, student.seen = {}, None, 0
-    write_text(student.out_dir / HISTORY, pd.DataFrame(student.history).to_csv(index=False))
-    save_checkpoint(student.out_dir, student.model, student.method, student.optimizer, epoch, student.history,
-                    spec.fingerprint())
-    print(f"[{student.name}] epoch {epoch}/{spec.optim.epochs} lr {lr:.4g} "
-          + " ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("loss_"))
-          + f" train {row['train_top1']:.2f}% {split} {test['top1']:.2f}% ({seconds:.1f}s)", file=sys.stderr)
+    ctx.barrier()  # every rank has finished the epoch; rank 0 writes for all of them
+    if ctx.is_main:
+        write_text(student.out_dir / HISTORY, pd.DataFrame(student.history).to_csv(index=False))
+        save_checkpoint(student.out_dir, student.model, student.method, student.optimizer, epoch, student.history,
+                        spec.fingerprint())
+    ctx.barrier()
+    if ctx.is_main:
+            print(f"[{student.name}] epoch {epoch}/{spec.optim.epochs} lr {lr:.4g} "
+              + " ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("loss_"))
+              + f" train {row['train_top1']:.2f}% {split} {test['top1']:.2f}% ({seconds:.1f}s)", file=sys.stderr)
     if epoch == spec.optim.epochs:
         _finish(student, logits, targets, device)
+
+
+def _predict_all(student: Student, dataset: Any, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The student's logits over the whole ``dataset``: under torchrun each rank predicts its share, and the
+    shares are gathered back in order on every rank."""
+    spec, ctx = student.spec, student.ctx
+    ddp.sync_buffers(student.model, ctx)
+    share = Subset(dataset, range(ctx.rank, len(dataset), ctx.world)) if ctx.enabled else dataset
+    logits, targets = predict(student.model, share, batch_size=spec.optim.eval_batch_size, device=device,
+                              amp=spec.amp, channels_last=spec.channels_last)
+    if not ctx.enabled:
+        return logits, targets
+    gathered = ddp.gather_in_order(logits.to(device), targets.to(device), len(dataset), ctx)
+    return gathered[0].cpu(), gathered[1].cpu()
 
 
 def _finish(student: Student, logits: Tensor, targets: Tensor, device: torch.device) -> None:
@@ -248,11 +304,12 @@ def _finish(student: Student, logits: Tensor, targets: Tensor, device: torch.dev
     if spec.data.holdout and spec.data.eval_split == "test" and spec.method == "ce":
         # teachers and CE baselines also keep their validation logits, so stage-1 students (evaluated there) are
         # compared with their teacher on the same images
-        extra["val"] = predict(student.model, build_eval_set(spec.data, "val"), batch_size=spec.optim.eval_batch_size,
-                               device=device, amp=spec.amp, channels_last=spec.channels_last)
-    write_final_outputs(student.out_dir, student.history, student.model, logits, targets,
-                        split=spec.data.eval_split, extra_logits=extra)
-    remove_checkpoint(student.out_dir)
+        extra["val"] = _predict_all(student, build_eval_set(spec.data, "val"), device)
+    if student.ctx.is_main:
+        write_final_outputs(student.out_dir, student.history, student.model, logits, targets,
+                            split=spec.data.eval_split, extra_logits=extra)
+        remove_checkpoint(student.out_dir)
+    student.ctx.barrier()
 
 
 def write_final_outputs(out_dir: Path, history: list[dict[str, Any]], model: nn.Module, logits: Tensor,
@@ -287,6 +344,8 @@ def write_diverged(student: Student, error: DivergenceError) -> None:
     """Record a diverged run as finished: ``metrics.json`` with status ``diverged``, where and why, and no
     accuracy (the tables keep it as a row with that status; it never enters a selection or a verdict)."""
     out = student.out_dir
+    if not student.ctx.is_main:
+        return
     info = read_json(out / DIVERGENCE) if (out / DIVERGENCE).exists() else {}
     if student.history:
         write_text(out / HISTORY, pd.DataFrame(student.history).to_csv(index=False))
@@ -324,15 +383,21 @@ def train(specs: list[RunSpec], out_dirs: list[str | Path], *, progress: bool = 
     for _, d in todo:
         check_writable(d)
     if todo:
-        _train_group([s for s, _ in todo], [d for _, d in todo], progress, record_divergence)
+        with StopRequest() as stop:
+            _train_group([s for s, _ in todo], [d for _, d in todo], progress, record_divergence, stop)
     return [read_json(d / METRICS) for d in out_paths]
 
 
-def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, record_divergence: bool = False) -> None:
+def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, record_divergence: bool = False,
+                 stop: StopRequest | None = None) -> None:
     first = specs[0]
     if first.threads:
         torch.set_num_threads(first.threads)
     device = resolve_device(first.device)
+    ctx = ddp.context(device.type)
+    if ctx.enabled and device.type == "cuda":  # one GPU per process
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
     seed_everything(first.seed)
     methods = [build_method(s.method, **s.hparams) for s in specs]  # validates before any data is loaded
     views = _views(methods)
@@ -346,12 +411,11 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
     for spec, out in zip(specs, out_dirs):
         out.mkdir(parents=True, exist_ok=True)
         students.append(_build_student(spec, out, info.num_classes, info.in_chans, device))
-        write_spec_record(spec, out, students[-1].model, info.num_classes, info.in_chans, device, views)
+        _distribute(students[-1], ctx, device)
+        write_spec_record(spec, out, students[-1].model, info.num_classes, info.in_chans, device, views, ctx)
     for s in students:
         if s.start_epoch > s.spec.optim.epochs:  # killed after its last checkpoint, before its final outputs
-            logits, targets = predict(s.model, eval_set, batch_size=s.spec.optim.eval_batch_size, device=device,
-                                      amp=s.spec.amp, channels_last=s.spec.channels_last)
-            _finish(s, logits, targets, device)
+            _finish(s, *_predict_all(s, eval_set, device), device)
     check_every = 1 if device.type == "cpu" else 50
     for epoch in range(min(s.start_epoch for s in students), first.optim.epochs + 1):
         active = [s for s in students if s.start_epoch <= epoch and not s.diverged]
@@ -362,17 +426,28 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
             for group in s.optimizer.param_groups:
                 group["lr"] = lrs[id(s)]
             s.model.train()
-        sampler = RandomSampler(train_set, generator=generator(derive_seed(first.seed, "order", epoch)))
-        loader = DataLoader(train_set, batch_size=first.optim.batch_size, sampler=sampler,
-                            num_workers=d.num_workers, generator=generator(derive_seed(first.seed, "workers", epoch)))
-        train_set.seed_augmentation(derive_seed(first.seed, "augment", epoch))
+        batch_size = first.optim.batch_size
+        order = list(RandomSampler(train_set, generator=generator(derive_seed(first.seed, "order", epoch))))
+        steps = math.ceil(len(order) / batch_size)
+        _check_split(len(order), batch_size, ctx)
         # one stream per student, derived as in a solo run, so group members never shift each other's draws
         student_rngs = {id(s): RngStream(derive_seed(first.seed, "student", epoch)) for s in active}
-        start = time.perf_counter()
+        skip = {id(s): _restore_partial(s, epoch, student_rngs[id(s)]) for s in active}
+        first_step = min(skip.values())  # a preempted group goes on from the step where it stopped
+        # the one-process run's global batches, each split over the ranks (all of it in a one-process run)
+        batches_of = [order[k * batch_size:(k + 1) * batch_size] for k in range(first_step, steps)]
+        loader = DataLoader(train_set, batch_sampler=[ddp.rank_slice(b, ctx) for b in batches_of],
+                            num_workers=d.num_workers, generator=generator(derive_seed(first.seed, "workers", epoch)))
+        train_set.seed_augmentation(derive_seed(first.seed, "augment", epoch))
+        resumed = [s.resume for s in active if skip[id(s)] and s.resume]
+        start = time.perf_counter() - (float(resumed[0]["seconds"]) if resumed else 0.0)
+        for s in active:
+            if skip[id(s)]:
+                s.resume = None
         batches = iter(loader)
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch}", disable=not progress, leave=False, file=sys.stderr,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
-        for step in range(len(loader)):
+        bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch}", disable=not progress, leave=False,
+                   file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        for step in range(first_step, steps):
             x, y, _ = next(batches)
             inputs = dict(zip(views, x if isinstance(x, (tuple, list)) else (x,)))
             inputs = {v: _to(t, device, first.channels_last) for v, t in inputs.items()}
@@ -382,14 +457,19 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
                 with torch.no_grad():
                     teacher_logits = {v: _forward(teacher, t, first.amp, device).float() for v, t in inputs.items()}
             for s in active:
-                if s.diverged:
+                if s.diverged or step < skip[id(s)]:
                     continue
                 try:
                     with student_rngs[id(s)]:
-                        _step(s, inputs, teacher_logits, y, epoch, step, check=(step % check_every == 0))
+                        _step(s, inputs, teacher_logits, y, epoch, step, check=(step % check_every == 0),
+                              global_batch=len(batches_of[step - first_step]))
                 except DivergenceError as err:
                     _on_divergence(s, err, record_divergence)
             bar.update()
+            if stop is not None and ctx.any(stop.requested, device):  # every rank stops after the same step
+                bar.close()
+                _preempt([s for s in active if not s.diverged and step >= skip[id(s)]], epoch, step + 1, steps,
+                         student_rngs, time.perf_counter() - start)
         bar.close()
         seconds = time.perf_counter() - start
         for s in [s for s in active if not s.diverged]:
@@ -397,6 +477,45 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
                 _end_epoch(s, epoch, lrs[id(s)], seconds / len(active), eval_set, device)
             except DivergenceError as err:
                 _on_divergence(s, err, record_divergence)
+
+
+def _restore_partial(student: Student, epoch: int, rng: RngStream) -> int:
+    """Steps of ``epoch`` the student already took before a preemption (0 unless it resumes mid-epoch), with its
+    random stream and running sums put back as they were after that step."""
+    partial = student.resume
+    if not partial or student.start_epoch != epoch:
+        return 0
+    device = next(student.model.parameters()).device  # the checkpoint was read to the CPU
+    rng.state = partial["rng"]
+    student.sums = {k: v.to(device) for k, v in partial["sums"].items()}
+    student.correct, student.seen = partial["correct"].to(device), int(partial["seen"])
+    return int(partial["step"])
+
+
+def _check_split(n: int, batch_size: int, ctx: ddp.Context) -> None:
+    """Every rank needs two images of every global batch (BatchNorm cannot train on one); the last batch is the
+    short one."""
+    tail = n % batch_size
+    if ctx.enabled and 0 < tail < 2 * ctx.world:
+        raise ValueError(f"the last batch of each epoch has {tail} image(s) ({n} images in batches of {batch_size}), "
+                         f"fewer than 2 for each of the {ctx.world} processes: change "
+                         "execution.processes_per_job, the batch size or the training subset")
+
+
+def _preempt(students: list[Student], epoch: int, step: int, steps: int, rngs: dict[int, RngStream],
+             seconds: float) -> None:
+    """Write each student's checkpoint ``step`` steps into ``epoch``, then stop the job (:class:`Preempted`)."""
+    ctx = students[0].ctx if students else ddp.SINGLE
+    for s in students if ctx.is_main else []:
+        partial = {"step": step, "rng": rngs[id(s)].state, "sums": s.sums, "correct": s.correct, "seen": s.seen,
+                   "seconds": seconds}
+        save_checkpoint(s.out_dir, s.model, s.method, s.optimizer, epoch - 1, s.history, s.spec.fingerprint(),
+                        partial=partial)
+    ctx.barrier()  # rank 0's checkpoints are on disk before any process exits
+    names = ", ".join(s.name for s in students)
+    print(f"preempted in epoch {epoch} after step {step}/{steps}: checkpoints written for {names}; "
+          "rerun the same command to resume there", file=sys.stderr, flush=True)
+    raise Preempted(f"preempted in epoch {epoch} after step {step}/{steps}")
 
 
 def _on_divergence(student: Student, err: DivergenceError, record: bool) -> None:

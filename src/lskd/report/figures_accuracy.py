@@ -156,15 +156,24 @@ def _unhealthy_markers(ax, res: Results, bad: pd.DataFrame, seeds: pd.DataFrame,
     return notes, [handle]
 
 
-def _reference_lines(ax, res: Results, pair: tuple[str, str, str]) -> list[Line2D]:
-    """Teacher (dotted) and CE-trained student (dashed, ± 1 std band); legend handles for both."""
+def reference_column(res: Results, split: str) -> str:
+    """The runs.csv column that puts the teacher and CE baselines on the figure's split: ``val_top1`` (their
+    accuracy on the held-out validation split) for a stage-1 figure when recorded, else ``last_top1`` (test)."""
+    refs = res.runs[res.runs["role"].isin(["teacher", "baseline"])]
+    if split == "validation" and "val_top1" in refs and refs["val_top1"].notna().all() and len(refs):
+        return "val_top1"
+    return "last_top1"
+
+
+def _reference_lines(ax, res: Results, pair: tuple[str, str, str], col: str) -> list[Line2D]:
+    """Teacher (dotted) and CE-trained student (dashed, ± 1 std band) by ``col``; legend handles for both."""
     teachers, baselines = res.references(pair)
     handles = []
     if len(teachers):
-        ax.axhline(teachers["last_top1"].mean(), color="black", ls=":", lw=1.5)
-        handles.append(Line2D([], [], color="black", ls=":", label=f"teacher {teachers['last_top1'].mean():.1f}"))
+        ax.axhline(teachers[col].mean(), color="black", ls=":", lw=1.5)
+        handles.append(Line2D([], [], color="black", ls=":", label=f"teacher {teachers[col].mean():.1f}"))
     if len(baselines):
-        m, s = baselines["last_top1"].mean(), baselines["last_top1"].std(ddof=1) if len(baselines) > 1 else 0.0
+        m, s = baselines[col].mean(), baselines[col].std(ddof=1) if len(baselines) > 1 else 0.0
         ax.axhline(m, color="grey", ls="--", lw=1.5)
         ax.axhspan(m - s, m + s, color="grey", alpha=0.15, lw=0)
         handles.append(Line2D([], [], color="grey", ls="--", label=f"CE baseline {m:.1f}"))
@@ -196,6 +205,7 @@ def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
     if fixed.empty and bad.empty:
         return None
     split = SPLIT_NAMES[split_of(grid_runs(res.runs))]
+    ref_col = reference_column(res, split)
     chance = chance_level(res, every) if len(bad) else None
     styles = [transform_label(t) for t in res.transforms]
     markers = dict(zip(styles, MARKERS))
@@ -213,7 +223,7 @@ def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
                          errorbar="sd", err_style="bars", err_kws={"capsize": 3}, ax=ax, legend=ax is axes[-1])
         notes = _compare_sentences(res, sub) + _learned_markers(ax, res, lsub, markers)
         sentences += [f"{pair[1]} → {pair[2]}: {n}" if len(res.pairs) > 1 else n for n in notes]
-        extra = _reference_lines(ax, res, pair)
+        extra = _reference_lines(ax, res, pair, ref_col)
         cells, handles = _unhealthy_markers(ax, res, bad[pair_mask(bad, pair)], every[pair_mask(every, pair)],
                                             chance)
         unhealthy += cells
@@ -232,11 +242,11 @@ def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
             ax.legend(handles + extra, labels + [h.get_label() for h in extra], loc="upper left",
                       bbox_to_anchor=(1.02, 1.0), fontsize=8)
     return save(fig, out_dir, "accuracy_vs_temperature", "Accuracy vs temperature",
-                _accuracy_caption(sentences, unhealthy, fixed, split, chance))
+                _accuracy_caption(sentences, unhealthy, fixed, split, chance, ref_col))
 
 
 def _accuracy_caption(sentences: list[str], unhealthy: list[str], fixed: pd.DataFrame, split: str,
-                      chance: float | None) -> str:
+                      chance: float | None, ref_col: str = "last_top1") -> str:
     """What the accuracy-vs-temperature figure shows: the comparisons, then what a point is and where."""
     n = int(fixed.groupby([*PAIR, "method", "transform", "temperature"]).size().max()) if len(fixed) else 0
     where = ("the validation split held out of the training set (stage 1)" if split == "validation"
@@ -244,7 +254,12 @@ def _accuracy_caption(sentences: list[str], unhealthy: list[str], fixed: pd.Data
     text = ("; ".join(sentences) + ". ") if sentences else ""
     text += (f"Points: mean last-epoch top-1 on {where} over the healthy seeds (error bars ± 1 std, up to n={n}); "
              "each line uses the KD weight its transform reports; dotted: teacher, dashed with band: CE-trained "
-             "student (± 1 std)" + (", both on the test set." if split == "validation" else "."))
+             "student (± 1 std)")
+    if split == "validation":
+        text += (", on the same validation split (their last-epoch models)." if ref_col == "val_top1"
+                 else ", both on the test set (no validation logits were kept for them).")
+    else:
+        text += "."
     if unhealthy:
         level = f"chance ({chance:.1f}%)" if chance is not None else "the bottom of the axis"
         text += (f" ×: grid cells (any KD weight) with runs that collapsed to chance or diverged, drawn at "

@@ -411,6 +411,13 @@ def arm_health(res: Results, pair: tuple[str, str, str], method: str, transform:
     bad = column(runs, "status")
     bad = bad[bad != "ok"].value_counts()
     stage = "stage-1" if protocol_of(res) == "validation" else "grid"
+    if bad.empty and protocol_of(res) == "validation":  # chosen on validation, but every stage-2 seed was unhealthy
+        confirm = res.distill[pair_mask(res.distill, pair) & (res.distill["method"] == method)
+                              & (res.distill["transform"] == transform)
+                              & (column(res.distill, "stage", "sweep") == "confirm")]
+        late = column(confirm, "status")
+        return (f"{method_label(method)} {transform_label(transform)}: no healthy stage-2 run (all {len(confirm)} "
+                f"stage-2 runs of its chosen setting {_how(late[late != 'ok'].value_counts())})")
     runs_text = f"its only {stage} run" if len(runs) == 1 else f"all {len(runs)} {stage} runs"
     return f"{method_label(method)} {transform_label(transform)}: {NO_HEALTHY} ({runs_text} {_how(bad)})"
 
@@ -429,11 +436,11 @@ def _pair_sentences(res: Results, h: pd.DataFrame, pair: tuple[str, str, str], v
     """Per arm of a pair in method order: its paired difference to raw, or that it has no healthy setting."""
     order = {m: i for i, m in enumerate(res.methods)}
     h = _with_defaults(h, {"status": "ok"})
-    shown = h[h["diff_last_mean"].notna() | (h["status"] == NO_HEALTHY)]
+    shown = h[h["diff_last_mean"].notna() | h["status"].isin([NO_HEALTHY, "no healthy stage-2 run"])]
     shown = shown.assign(_order=shown["method"].map(order)).sort_values("_order", kind="stable")
     sentences = []
     for _, r in shown.iterrows():
-        if r["status"] == NO_HEALTHY:
+        if r["status"] != "ok" and not pd.isna(r["status"]):
             sentences.append(arm_health(res, pair, r["method"], r["transform"]))
             continue
         raw = h[(h["method"] == r["method"]) & (h["transform"] == "none")]
