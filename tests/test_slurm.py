@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 
 import pandas as pd
@@ -48,6 +49,92 @@ def _sbatch_calls(log: str) -> dict[str, list[str]]:
     return calls
 
 
+# ------------------------------------------------------------------ preemption: SIGTERM, retry, resume mid-epoch
+PREEMPT_CONFIG = {
+    "title": "preemption test", "results": "results", "report": "report",
+    "dataset": {"name": "fashion_mnist", "train_subset": 2000, "test_subset": 300},
+    "execution": {"device": "cpu", "threads": 1, "group_size": 1},
+    "teachers": {"cnn_w24d4": {"model": "cnn_w24d4", "train_subset": 1000,
+                               "optim": {"epochs": 1, "batch_size": 128, "lr": 0.05, "schedule": "cosine"}}},
+    "student_optim": {"epochs": 8, "batch_size": 32, "lr": 0.05, "schedule": "cosine"},
+    "pairs": [{"teacher": "cnn_w24d4", "student": "cnn_w8d3"}],
+    "grid": {"methods": ["kd"], "transforms": ["zscore"], "temperatures": [2], "seeds": [0]},
+    "methods": {"kd": {"hparams": {"ce_weight": 0.1, "kd_weight": 9}}},
+}
+PREEMPT_CELL = "results/runs/cnn_w24d4__cnn_w8d3/kd/zscore/T2_w9/seed0"
+
+
+def _squeue(cluster) -> list[tuple[str, str]]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %k"], env=cluster.env(), capture_output=True, text=True,
+                         timeout=30)
+    return [tuple(line.split(" ", 1)) for line in out.stdout.splitlines() if " " in line]
+
+
+GPU_TARGET = "results/runs/teachers/cnn_w24d4/metrics.json"
+
+
+class Background:
+    """Jobs started at the beginning of the module so that their waits overlap the SLURM smoke run's (the
+    plugin's status polling, not compute, is most of each): the local run the smoke is compared with, a 2-GPU
+    submission, and the preemption scenario (in a thread: start, wait for the first epoch, SIGTERM, finish)."""
+
+    def __init__(self, cluster, root) -> None:
+        env = cluster.env(snakemake_env())
+        self.cluster = cluster
+        self.local = copy_workflow(_mkdir(root / "local-kd"))
+        _kd_smoke(self.local)
+        self.local_proc = _popen(self.local, "--cores", "2", "--configfile", "configs/slurm.yaml")
+
+        self.gpu = copy_workflow(_mkdir(root / "gpu"))
+        config = yaml.safe_load((self.gpu / "configs/smoke.yaml").read_text())
+        config["execution"].update(device="cuda", processes_per_job=2)
+        (self.gpu / "configs/gpu.yaml").write_text(yaml.safe_dump(config))
+        self.gpu_proc = _popen(self.gpu, GPU_TARGET, *PROFILE, *FAST_STATUS, "--retries", "0", "--verbose",
+                               "--configfile", "configs/gpu.yaml", env=env)
+
+        self.preempt = copy_workflow(_mkdir(root / "preempt"))
+        (self.preempt / "configs/preempt.yaml").write_text(yaml.safe_dump(PREEMPT_CONFIG, sort_keys=False))
+        self.preempt_result: dict = {}
+        self.preempt_thread = threading.Thread(target=self._preempt, args=(env,), daemon=True)
+        self.preempt_thread.start()
+
+    def _preempt(self, env) -> None:
+        out = self.preempt_result
+        try:
+            proc = _popen(self.preempt, f"{PREEMPT_CELL}/metrics.json", *PROFILE, *FAST_STATUS, "--verbose",
+                          "--configfile", "configs/preempt.yaml", env=env)
+            manifest, deadline = self.preempt / PREEMPT_CELL / MANIFEST, time.time() + 900
+            while not manifest.exists():  # the distillation job has finished its first epoch
+                if proc.poll() is not None or time.time() > deadline:
+                    out["error"] = "the job ended before it could be signalled"
+                    break
+                time.sleep(0.2)
+            else:
+                jobs = [i for i, comment in _squeue(self.cluster) if comment.startswith("rule_distill_wildcards")]
+                out["jobs"] = jobs
+                for job in jobs:
+                    subprocess.run(["scancel", "--signal=TERM", job], env=self.cluster.env(), check=True, timeout=30)
+            out["log"], _ = proc.communicate(timeout=1200)
+            out["returncode"] = proc.returncode
+        except Exception as err:  # noqa: BLE001  (reported by the test)
+            out["error"] = repr(err)
+
+
+def _mkdir(path):
+    path.mkdir(parents=True)
+    return path
+
+
+def _popen(work, *args, env=None) -> subprocess.Popen:
+    return subprocess.Popen([*SNAKEMAKE, *args], cwd=work, env=env or snakemake_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def background(cluster, tmp_path_factory):
+    return Background(cluster, tmp_path_factory.mktemp("background"))
+
+
 # What goes through SLURM: the smoke config's KD arms (its pipeline, in fewer jobs). The same config runs locally:
 # seeded runs do not depend on where they were scheduled, so every table must match bit for bit. (The per-cell
 # `distill` rule goes through SLURM in the preemption test below.)
@@ -59,16 +146,14 @@ def _kd_smoke(work, group_size: int = 8) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_kd_smoke(tmp_path_factory):
-    work = copy_workflow(tmp_path_factory.mktemp("local-kd"))
-    _kd_smoke(work)
-    out = run_snakemake(work, "--cores", "2", "--configfile", "configs/slurm.yaml")
-    assert out.returncode == 0, out.stderr[-4000:]
-    return work
+def local_kd_smoke(background):
+    log, _ = background.local_proc.communicate(timeout=1800)
+    assert background.local_proc.returncode == 0, log[-4000:]
+    return background.local
 
 
 @pytest.fixture(scope="module")
-def slurm_smoke(cluster, tmp_path_factory):
+def slurm_smoke(cluster, background, tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("slurm"))
     _kd_smoke(work)
     start = time.perf_counter()
@@ -119,20 +204,14 @@ def test_every_job_went_through_sbatch_with_the_profile_settings(slurm_smoke):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the check relies on the job finding no GPU")
-def test_a_two_gpu_rule_asks_slurm_for_two_gpus_and_lands_in_the_gpu_partition(cluster, tmp_path):
+def test_a_two_gpu_rule_asks_slurm_for_two_gpus_and_lands_in_the_gpu_partition(background):
     """execution.device: cuda with processes_per_job: 2 ⇒ training rules carry gpu=2, which the plugin turns into
     ``--gpus=2`` and the partition file into ``-p gpu``, and run under torchrun (one task, two processes);
     CPU-only rules stay in ``cpu``. The test node's GPUs are count-only stand-ins, so the job then stops with
     lskd's clear "no CUDA GPU" message instead of a torch traceback."""
-    work = copy_workflow(tmp_path)
-    config = yaml.safe_load((work / "configs/smoke.yaml").read_text())
-    config["execution"].update(device="cuda", processes_per_job=2)
-    (work / "configs/gpu.yaml").write_text(yaml.safe_dump(config))
-    teacher = "results/runs/teachers/cnn_w24d4/metrics.json"
-    out = run_snakemake(work, teacher, *PROFILE, *FAST_STATUS, "--retries", "0", "--verbose",
-                        "--configfile", "configs/gpu.yaml", env=cluster.env(snakemake_env()), timeout=600)
-    calls = _sbatch_calls(out.stdout + out.stderr)
-    assert out.returncode != 0, "no GPU here: the teacher job must fail"
+    log, _ = background.gpu_proc.communicate(timeout=1200)
+    calls = _sbatch_calls(log)
+    assert background.gpu_proc.returncode != 0, "no GPU here: the teacher job must fail"
     (gpu_call,) = calls["train_teacher"]
     (cpu_call,) = calls["check_data"]
     print("sbatch line of the 2-GPU rule:", gpu_call.split(" --wrap=")[0])
@@ -140,54 +219,24 @@ def test_a_two_gpu_rule_asks_slurm_for_two_gpus_and_lands_in_the_gpu_partition(c
     assert " -p gpu " in gpu_call and "--gpus=2" in gpu_call and "ntasks" not in gpu_call, gpu_call
     assert "--cpus-per-task=2" in gpu_call, gpu_call
     assert " -p cpu " in cpu_call and "--gpus" not in cpu_call, cpu_call
-    log = (work / "logs/teachers/cnn_w24d4.log").read_text()
-    assert "no CUDA GPU is visible" in log and "torch.distributed" in log, log[-2000:]
+    teacher_log = (background.gpu / "logs/teachers/cnn_w24d4.log").read_text()
+    assert "no CUDA GPU is visible" in teacher_log and "torch.distributed" in teacher_log, teacher_log[-2000:]
 
 
-# ------------------------------------------------------------------ preemption: SIGTERM, retry, resume mid-epoch
-PREEMPT_CONFIG = {
-    "title": "preemption test", "results": "results", "report": "report",
-    "dataset": {"name": "fashion_mnist", "train_subset": 2000, "test_subset": 300},
-    "execution": {"device": "cpu", "threads": 1, "group_size": 1},
-    "teachers": {"cnn_w24d4": {"model": "cnn_w24d4", "train_subset": 1000,
-                               "optim": {"epochs": 1, "batch_size": 128, "lr": 0.05, "schedule": "cosine"}}},
-    "student_optim": {"epochs": 8, "batch_size": 32, "lr": 0.05, "schedule": "cosine"},
-    "pairs": [{"teacher": "cnn_w24d4", "student": "cnn_w8d3"}],
-    "grid": {"methods": ["kd"], "transforms": ["zscore"], "temperatures": [2], "seeds": [0]},
-    "methods": {"kd": {"hparams": {"ce_weight": 0.1, "kd_weight": 9}}},
-}
-PREEMPT_CELL = "results/runs/cnn_w24d4__cnn_w8d3/kd/zscore/T2_w9/seed0"
-
-
-def _squeue(cluster) -> list[tuple[str, str]]:
-    out = subprocess.run(["squeue", "-h", "-o", "%i %k"], env=cluster.env(), capture_output=True, text=True,
-                         timeout=30)
-    return [tuple(line.split(" ", 1)) for line in out.stdout.splitlines() if " " in line]
-
-
-def test_a_sigtermed_job_is_retried_and_resumes_mid_epoch_to_the_same_result(cluster, tmp_path, monkeypatch):
+def test_a_sigtermed_job_is_retried_and_resumes_mid_epoch_to_the_same_result(background, tmp_path, monkeypatch):
     """SIGTERM to a running distillation job's processes, as SLURM sends it before the time limit (the profile's
     `--signal=TERM@120`; `scancel --signal=TERM` does the same now): lskd writes a checkpoint at its current step
     and exits 143, the profile's retries submit the job again, and the new job resumes mid-epoch; its results
     equal the same spec trained here without interruption."""
     from lskd.engine import RunSpec, train_one
 
-    target = f"{PREEMPT_CELL}/metrics.json"
-    (tmp_path / "slurm").mkdir()
-    work = copy_workflow(tmp_path / "slurm")
-    (work / "configs/preempt.yaml").write_text(yaml.safe_dump(PREEMPT_CONFIG, sort_keys=False))
-    proc = subprocess.Popen([*SNAKEMAKE, target, *PROFILE, *FAST_STATUS, "--verbose", "--configfile",
-                             "configs/preempt.yaml"], cwd=work, env=cluster.env(snakemake_env()),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    manifest, deadline = work / PREEMPT_CELL / MANIFEST, time.time() + 600
-    while not manifest.exists():  # the distillation job has finished its first epoch
-        assert proc.poll() is None and time.time() < deadline, "the job ended before it could be signalled"
-        time.sleep(0.2)
-    (job,) = [i for i, comment in _squeue(cluster) if comment.startswith("rule_distill")]
-    subprocess.run(["scancel", "--signal=TERM", job], env=cluster.env(), check=True, timeout=30)
-    log, _ = proc.communicate(timeout=900)
+    background.preempt_thread.join(timeout=1500)
+    result, work = background.preempt_result, background.preempt
+    assert "error" not in result, result.get("error")
+    log = result["log"]
     (work / "snakemake-slurm.log").write_text(log)
-    assert proc.returncode == 0, log[-4000:] + "\n" + cluster.logs()
+    assert len(result["jobs"]) == 1, result["jobs"]
+    assert result["returncode"] == 0, log[-4000:] + "\n" + background.cluster.logs()
     assert len(_sbatch_calls(log)["distill"]) == 2, "the SIGTERMed job was not submitted again"
     rerun = (work / "logs/runs/cnn_w24d4__cnn_w8d3/kd/zscore/T2_w9/seed0.log").read_text()
     assert "resuming in epoch" in rerun, rerun[-2000:]
