@@ -45,7 +45,7 @@ def main(out: str, global_batch: int) -> None:
     method = build_method("kd", transform="zscore", temperature=2.0, kd_weight=9.0, ce_weight=0.1)
 
     mine = ddp.rank_slice(list(range(global_batch)), ctx)
-    net = ddp.wrap_student(model, ctx, torch.device("cpu"), sync_batchnorm=False)
+    net = ddp.wrap_student(model, ctx, torch.device("cpu"))
     net.train()
     terms = method(net(x[mine]), teacher[mine], y[mine], 1)
     (sum(terms.values()) * ddp.loss_scale(len(mine), global_batch, ctx)).backward()

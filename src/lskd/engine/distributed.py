@@ -96,12 +96,11 @@ def loss_scale(local: int, total: int, ctx: Context) -> float:
     return ctx.world * local / total if ctx.enabled else 1.0
 
 
-def wrap_student(model: nn.Module, ctx: Context, device: torch.device, sync_batchnorm: bool) -> nn.Module:
-    """The student as trained: DDP over the ranks (SyncBatchNorm first when asked), the module itself alone."""
+def wrap_student(model: nn.Module, ctx: Context, device: torch.device) -> nn.Module:
+    """The student as trained: DDP over the ranks, the module itself alone (the trainer converts BatchNorm to
+    SyncBatchNorm first when asked, so that the module it saves is the one DDP wraps)."""
     if not ctx.enabled:
         return model
-    if sync_batchnorm:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 

@@ -181,7 +181,7 @@ def _distribute(student: Student, ctx: ddp.Context, device: torch.device) -> Non
         return
     if student.spec.sync_batchnorm:
         student.model = nn.SyncBatchNorm.convert_sync_batchnorm(student.model)
-    student.net = ddp.wrap_student(student.model, ctx, device, sync_batchnorm=False)
+    student.net = ddp.wrap_student(student.model, ctx, device)
     student.ctx = ctx
 
 

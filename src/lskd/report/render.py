@@ -24,6 +24,7 @@ from lskd.analysis import PAPER_PROTOCOL, SELECTION_NOTE, paper_context_table
 from lskd.analysis.claim_verdicts import VERDICTS
 from lskd.analysis.claims import CLAIMS
 from lskd.analysis.official import official_settings
+from lskd.analysis.tables import NO_HEALTHY, NO_HEALTHY_CONFIRM
 from lskd.engine.io import write_text
 from lskd.report.figures import CLAIM_PREFIX, draw_figures
 from lskd.report.figures_accuracy import SPLIT_NAMES, column, grid_runs
@@ -45,7 +46,6 @@ CLAIMS_SECTION = "Does the paper's explanation hold here?"
 SECTIONS = ("Background", "Setup", "Results", CLAIMS_SECTION, "Limitations", "Reproduce")
 #: The figure drawn in the Background section (numbered first); the other general ones go under Results.
 PRIMER = "logit_primer"
-NO_HEALTHY = "no healthy setting"
 #: How settings were selected, when ``headline.csv`` has no ``selection`` column (tables of an older version).
 SELECTION_FALLBACK = {
     "paper": SELECTION_NOTE,
@@ -416,7 +416,7 @@ def arm_health(res: Results, pair: tuple[str, str, str], method: str, transform:
                               & (res.distill["transform"] == transform)
                               & (column(res.distill, "stage", "sweep") == "confirm")]
         late = column(confirm, "status")
-        return (f"{method_label(method)} {transform_label(transform)}: no healthy stage-2 run (all {len(confirm)} "
+        return (f"{method_label(method)} {transform_label(transform)}: {NO_HEALTHY_CONFIRM} (all {len(confirm)} "
                 f"stage-2 runs of its chosen setting {_how(late[late != 'ok'].value_counts())})")
     runs_text = f"its only {stage} run" if len(runs) == 1 else f"all {len(runs)} {stage} runs"
     return f"{method_label(method)} {transform_label(transform)}: {NO_HEALTHY} ({runs_text} {_how(bad)})"
@@ -436,7 +436,7 @@ def _pair_sentences(res: Results, h: pd.DataFrame, pair: tuple[str, str, str], v
     """Per arm of a pair in method order: its paired difference to raw, or that it has no healthy setting."""
     order = {m: i for i, m in enumerate(res.methods)}
     h = _with_defaults(h, {"status": "ok"})
-    shown = h[h["diff_last_mean"].notna() | h["status"].isin([NO_HEALTHY, "no healthy stage-2 run"])]
+    shown = h[h["diff_last_mean"].notna() | h["status"].isin([NO_HEALTHY, NO_HEALTHY_CONFIRM])]
     shown = shown.assign(_order=shown["method"].map(order)).sort_values("_order", kind="stable")
     sentences = []
     for _, r in shown.iterrows():
