@@ -8,7 +8,11 @@ Four measurements, each on the same data, models and batch size:
 (c) **8 cells ungrouped vs grouped**: eight KD cells (4 temperatures × raw/z-score) trained one after another,
     then as one lockstep group that loads each batch and runs the teacher once for all eight;
 (d) **z-score overhead**: the time of one KD training step (student forward, loss, backward, SGD step) with and
-    without ``transform="zscore"``.
+    without ``transform="zscore"``;
+(e) **data path**: one epoch of augmented training batches through the ``DataLoader`` (per-image transforms) and
+    through the on-device path (:mod:`lskd.data.device`: uint8 images gathered, cropped, flipped and normalised a
+    batch at a time; on the CPU here, the code a GPU runs), the same images either way; then the grouped cells of
+    (c) again with ``data_path="device"``.
 
 It also times the parts of one step (data, teacher forward, student step), whose split bounds what grouping can
 save: with ``d``, ``t`` and ``s`` the per-batch data, teacher and student costs, a group of ``n`` cells costs at
@@ -17,6 +21,7 @@ least ``(d + t)/n + s`` per cell-batch against ``d + t + s`` alone.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 import statistics
@@ -47,13 +52,14 @@ class BenchConfig:
     step_repeats: int = 200
 
 
-def _spec(cfg: BenchConfig, teacher_dir: Path | None, cell: str, **hparams: Any) -> RunSpec:
+def _spec(cfg: BenchConfig, teacher_dir: Path | None, cell: str, data_path: str = "dataloader",
+          **hparams: Any) -> RunSpec:
     return RunSpec(
         model=cfg.student if teacher_dir else cfg.teacher,
         data=DataSpec(name=cfg.dataset, train_subset=cfg.train_subset, test_subset=1000),
         optim=OptimSpec(epochs=1, batch_size=cfg.batch_size, lr=0.05, schedule="cosine", eval_batch_size=1024),
         method="kd" if teacher_dir else "ce", hparams=hparams, teacher_dir=str(teacher_dir) if teacher_dir else None,
-        threads=cfg.threads, cell=cell,
+        threads=cfg.threads, cell=cell, data_path=data_path,
     )
 
 
@@ -143,6 +149,24 @@ def step_split(cfg: BenchConfig, teacher_dir: Path) -> dict[str, float]:
     }
 
 
+def data_paths(cfg: BenchConfig, repeats: int = 3) -> dict[str, float]:
+    """Median milliseconds per training batch (``train`` view, seeded per item as in training) over one epoch, through
+    the DataLoader and through the on-device path on the CPU; the runs alternate."""
+    from lskd.data import build_dataset
+    from lskd.data.device import DeviceBatches
+
+    data = build_dataset(cfg.dataset, "train", views=("train",), subset=cfg.train_subset)
+    data.seed_augmentation(1)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0)).tolist()
+    batches = [order[k:k + cfg.batch_size] for k in range(0, len(order), cfg.batch_size)]
+    on_device = DeviceBatches(data, "cpu")
+    runs: dict[str, list[float]] = {"dataloader": [], "device": []}
+    for _ in range(repeats):
+        runs["dataloader"].append(_timed(lambda: list(torch.utils.data.DataLoader(data, batch_sampler=batches))))
+        runs["device"].append(_timed(lambda: list(on_device.loader(batches, 1))))
+    return {k: 1e3 * statistics.median(v) / len(batches) for k, v in runs.items()}
+
+
 def run_bench(cfg: BenchConfig) -> pd.DataFrame:
     """Run (a)–(d); returns one row per measurement."""
     torch.set_num_threads(cfg.threads)
@@ -176,6 +200,13 @@ def run_bench(cfg: BenchConfig) -> pd.DataFrame:
         rows.append({"measurement": "split: data (ms/batch)", "ms": d})
         rows.append({"measurement": "split: teacher forward (ms/batch)", "ms": t})
         rows.append({"measurement": "bound: grouped/ungrouped per cell for n=8", "ratio": ((d + t) / 8 + s) / (d + t + s)})
+        paths = data_paths(cfg)
+        rows.append({"measurement": "(e) data, DataLoader path (ms/batch)", "ms": paths["dataloader"]})
+        rows.append({"measurement": "(e) data, on-device path on the CPU (ms/batch)", "ms": paths["device"],
+                     "ratio": paths["device"] / paths["dataloader"]})
+        on_device = [dataclasses.replace(c, data_path="device") for c in cells]
+        seconds = _timed(lambda: train(on_device, [work / f"e{i}" for i in range(len(cells))], progress=False))
+        row("(e) 8 cells grouped, on-device data path", seconds, cells=8, ratio_to_dataloader_grouped=seconds / grouped)
     table = pd.DataFrame(rows)
     ref = table.loc[0, "seconds"]
     table.loc[1, "ratio_to_reference"] = table.loc[1, "seconds"] / ref

@@ -53,6 +53,9 @@ def _run_flags(p: argparse.ArgumentParser, *, model_help: str) -> None:
     g.add_argument("--amp", choices=["none", "bf16"], help="bf16 autocast (default none)")
     g.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    g.add_argument("--data-path", choices=["auto", "dataloader", "device"],
+                   help="where batches are built: device keeps in-memory data on the device and augments there "
+                        "(same images); auto (default) = device on a GPU where it applies")
     g.add_argument("--cell", help="name of the run in messages and tables")
     g.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     g.add_argument("--record-divergence", action="store_true",
@@ -184,7 +187,7 @@ def spec_from_args(args: argparse.Namespace, method: str) -> dict[str, Any]:
         if not sep:
             raise SystemExit(f"lskd: --hparam expects KEY=VALUE, got {item!r}")
         hparams[key] = yaml.safe_load(value)
-    for key in ("model", "seed", "device", "threads", "amp", "channels_last", "compile", "cell"):
+    for key in ("model", "seed", "device", "threads", "amp", "channels_last", "compile", "data_path", "cell"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     if "name" not in data:

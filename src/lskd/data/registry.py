@@ -190,7 +190,7 @@ def balanced_subset(targets: torch.Tensor, n: int, num_classes: int, seed: int =
     return picked.sort().values
 
 
-def _item_seed(seed: int, index: int, view: str) -> int:
+def item_seed(seed: int, index: int, view: str) -> int:
     """A 63-bit seed for one item's view (SHA-256, stable across processes)."""
     digest = hashlib.sha256(f"{seed}:{index}:{view}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
@@ -224,6 +224,11 @@ class ViewDataset(Dataset):
     def __len__(self) -> int:
         return len(self._labels)
 
+    @property
+    def images(self) -> torch.Tensor | None:
+        """This (sub)set's uint8 ``N x C x H x W`` images for an in-memory dataset (None when read from files)."""
+        return self._images
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], int, int]:
         if self._images is not None:
             img = self._images[index]
@@ -251,7 +256,7 @@ class ViewDataset(Dataset):
         try:
             out = []
             for view, transform in zip(self.views, self.transforms):
-                gen.manual_seed(_item_seed(seed, index, view))
+                gen.manual_seed(item_seed(seed, index, view))
                 out.append(transform(img))
             return tuple(out)
         finally:

@@ -40,38 +40,79 @@ Transform = Callable[[Any], Any]
 class PadRandomCrop:
     """Zero-pad by ``padding`` on every side, then crop a random ``size`` x ``size`` window.
 
-    Equivalent to ``v2.RandomCrop(size, padding=padding, fill=0)``; one RNG draw per call.
+    Equivalent to ``v2.RandomCrop(size, padding=padding, fill=0)``; one RNG draw per call (:meth:`draw`), the window's
+    flat offset ``i * (W - size + 1) + j`` in the padded image. :meth:`apply_batch` crops a batch of images, each at
+    its own drawn offset, on whatever device the batch is on (the on-device data path, :mod:`lskd.data.device`).
     """
 
     def __init__(self, size: int, padding: int) -> None:
         self.size, self.padding = size, padding
         self._fallback = v2.RandomCrop(size, padding=padding, fill=0)
 
+    def _padded(self, shape: Sequence[int]) -> tuple[int, int]:
+        h, w = shape[-2] + 2 * self.padding, shape[-1] + 2 * self.padding
+        if h < self.size or w < self.size:
+            raise ValueError(f"PadRandomCrop: padded image {h}x{w} is smaller than the crop size {self.size}")
+        return h, w
+
+    def draw(self, shape: Sequence[int], generator: torch.Generator | None = None) -> int:
+        """The random window for an image of ``shape`` (``... x H x W``), from ``generator`` (torch's global one
+        when None): one ``torch.randint`` draw."""
+        h, w = self._padded(shape)
+        s = self.size
+        return int(torch.randint(0, (h - s + 1) * (w - s + 1), (), generator=generator))
+
     def __call__(self, img: Any) -> Any:
         if type(img) is not torch.Tensor:
             return self._fallback(img)
+        return self.apply(img, self.draw(img.shape))
+
+    def apply(self, img: torch.Tensor, offset: int) -> torch.Tensor:
+        """Crop one ``C x H x W`` image at the window ``offset`` (from :meth:`draw`)."""
         p, s = self.padding, self.size
         padded = torch.nn.functional.pad(img, (p, p, p, p)) if p else img  # = F.pad_image(fill=0), 2x faster
-        h, w = padded.shape[-2:]
-        if h < s or w < s:
-            raise ValueError(f"PadRandomCrop: padded image {h}x{w} is smaller than the crop size {s}")
-        i, j = divmod(int(torch.randint(0, (h - s + 1) * (w - s + 1), ())), w - s + 1)
+        i, j = divmod(offset, padded.shape[-1] - s + 1)
         return padded[..., i : i + s, j : j + s]
+
+    def apply_batch(self, images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Crop each image of a ``B x C x H x W`` batch at its own window (``offsets``: ``B`` int64 on the batch's
+        device); one padding and one gather for the whole batch, the same pixels as :meth:`apply` per image."""
+        p, s = self.padding, self.size
+        padded = torch.nn.functional.pad(images, (p, p, p, p)) if p else images
+        b, c, _, w = padded.shape
+        span = torch.arange(s, device=images.device)
+        i, j = offsets // (w - s + 1), offsets % (w - s + 1)
+        pixels = ((i[:, None] + span)[:, :, None] * w + (j[:, None] + span)[:, None, :]).view(b, 1, s * s)
+        # gather writes a fresh tensor in the standard N x C x H x W layout (as the DataLoader's stack does: the
+        # convolution kernels that follow pick their algorithm by strides)
+        return padded.flatten(2).gather(2, pixels.expand(b, c, s * s)).view(b, c, s, s)
 
     def __repr__(self) -> str:
         return f"PadRandomCrop(size={self.size}, padding={self.padding})"
 
 
 class RandomHFlip:
-    """Horizontal flip with probability ``p`` (``v2.RandomHorizontalFlip`` semantics)."""
+    """Horizontal flip with probability ``p`` (``v2.RandomHorizontalFlip`` semantics): one ``torch.rand`` draw per
+    call (:meth:`draw`); :meth:`apply_batch` flips the drawn images of a batch on its device."""
 
     def __init__(self, p: float = 0.5) -> None:
         self.p = p
 
+    def draw(self, shape: Sequence[int], generator: torch.Generator | None = None) -> bool:
+        """Whether to flip (the draw is the same for every image shape)."""
+        return torch.rand((), generator=generator).item() < self.p
+
     def __call__(self, img: Any) -> Any:
-        if torch.rand(()).item() >= self.p:
+        if not self.draw(()):
             return img
         return F.horizontal_flip_image(img) if type(img) is torch.Tensor else F.horizontal_flip(img)
+
+    def apply(self, img: torch.Tensor, flip: bool) -> torch.Tensor:
+        return F.horizontal_flip_image(img) if flip else img
+
+    def apply_batch(self, images: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+        """Flip the images of a ``B x C x H x W`` batch whose ``flips`` entry (``B`` bool) is set."""
+        return torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
 
     def __repr__(self) -> str:
         return f"RandomHFlip(p={self.p})"
@@ -87,16 +128,22 @@ class NormalizeToFloat:
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         self.mean, self.std = tuple(mean), tuple(std)
         std_t = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
-        self._shift = -torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1) / std_t
-        self._scale_uint8 = 1.0 / (255.0 * std_t)
-        self._scale_float = 1.0 / std_t
+        shift = -torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1) / std_t
+        cpu = torch.device("cpu")
+        # (scale for uint8, scale for float, shift) per device: copied to a training device once
+        self._constants = {cpu: (1.0 / (255.0 * std_t), 1.0 / std_t, shift)}
 
     def __call__(self, img: Any) -> torch.Tensor:
         if not isinstance(img, torch.Tensor):
             img = F.to_image(img)
-        img = img.as_subclass(torch.Tensor)
-        scale = self._scale_uint8 if img.dtype == torch.uint8 else self._scale_float
-        return img.to(torch.float32).mul_(scale).add_(self._shift)
+        return self.apply_batch(img.as_subclass(torch.Tensor), None)
+
+    def apply_batch(self, images: torch.Tensor, params: None = None) -> torch.Tensor:
+        """The same arithmetic on a ``C x H x W`` image or a ``B x C x H x W`` batch, on the images' device."""
+        if images.device not in self._constants:
+            self._constants[images.device] = tuple(t.to(images.device) for t in self._constants[torch.device("cpu")])
+        scale_uint8, scale_float, shift = self._constants[images.device]
+        return images.to(torch.float32).mul_(scale_uint8 if images.dtype == torch.uint8 else scale_float).add_(shift)
 
     def __repr__(self) -> str:
         return f"NormalizeToFloat(mean={self.mean}, std={self.std})"
@@ -295,20 +342,23 @@ class FixMatchRandAugment:
         return f"FixMatchRandAugment(num_ops={self.num_ops}, max_cutout_fraction={self.max_cutout_fraction})"
 
 
-def build_transform(name: str, view: str) -> Callable[[Any], torch.Tensor]:
-    """The transform of ``view`` ("train", "eval", "strong" or "strong_fixmatch") for dataset ``name``."""
+def view_ops(name: str, view: str) -> list[Transform]:
+    """The ops of ``view`` ("train", "eval", "strong" or "strong_fixmatch") for dataset ``name``, in order."""
     builder = get_builder(name)
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     spec = builder.spec
     normalize = NormalizeToFloat(spec.mean, spec.std)
     if view == "eval":
-        ops: list[Transform] = [*builder.eval_ops(), normalize]
-    elif view == "train":
-        ops = [*builder.train_ops(), normalize]
-    elif view == "strong_fixmatch":
-        ops = [*builder.train_ops(), FixMatchRandAugment(), normalize]
-    else:
-        strong = [v2.RandAugment(num_ops=2), *builder.train_ops(), normalize, cutout()]
-        return SingleThreaded(v2.Compose(strong))
-    return v2.Compose(ops)
+        return [*builder.eval_ops(), normalize]
+    if view == "train":
+        return [*builder.train_ops(), normalize]
+    if view == "strong_fixmatch":
+        return [*builder.train_ops(), FixMatchRandAugment(), normalize]
+    return [v2.RandAugment(num_ops=2), *builder.train_ops(), normalize, cutout()]
+
+
+def build_transform(name: str, view: str) -> Callable[[Any], torch.Tensor]:
+    """The per-image transform of ``view`` ("train", "eval", "strong" or "strong_fixmatch") for dataset ``name``."""
+    ops = view_ops(name, view)
+    return SingleThreaded(v2.Compose(ops)) if view == "strong" else v2.Compose(ops)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,15 @@ from lskd.engine.io import read_json, read_tensors
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: Dataset, *, batch_size: int, device: torch.device,
-            amp: str = "none", channels_last: bool = False) -> tuple[Tensor, Tensor]:
-    """``(logits float32 (N, K), targets int64 (N,))`` of ``model`` in eval mode over ``dataset`` in order."""
+def predict(model: nn.Module, dataset: Dataset | None, *, batch_size: int, device: torch.device,
+            amp: str = "none", channels_last: bool = False,
+            loader: Iterable[tuple[Tensor, Tensor, Tensor]] | None = None) -> tuple[Tensor, Tensor]:
+    """``(logits float32 (N, K), targets int64 (N,))`` of ``model`` in eval mode over ``dataset`` in order, or over
+    the ``(x, y, index)`` batches of ``loader`` (the on-device data path, :mod:`lskd.data.device`)."""
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    if loader is None:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     logits, targets = [], []
     for x, y, _ in loader:
         x = x.to(device, non_blocking=True)
@@ -29,7 +33,7 @@ def predict(model: nn.Module, dataset: Dataset, *, batch_size: int, device: torc
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16"):
             out = model(x)
         logits.append(out.float().cpu())
-        targets.append(y)
+        targets.append(y.cpu())
     model.train(was_training)
     return torch.cat(logits), torch.cat(targets).long()
 

@@ -83,6 +83,7 @@ class RunSpec:
     channels_last: bool = False
     compile: bool = False
     sync_batchnorm: bool = False  # under torchrun (lskd.engine.distributed): BatchNorm over the global batch
+    data_path: str = "auto"  # lskd.data.device: where batches are built; the same images either way
     cell: str = ""
     labels: dict[str, Any] = field(default_factory=dict)
 
@@ -112,6 +113,7 @@ class RunSpec:
                 raw["data"].pop(key)
         if not raw["sync_batchnorm"]:  # added later: runs without it keep their fingerprints
             raw.pop("sync_batchnorm")
+        raw.pop("data_path")  # both data paths give the same images: a run may resume on the other one
         return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16]
 
     def validate(self) -> None:
@@ -120,6 +122,7 @@ class RunSpec:
 
         import lskd.models  # noqa: F401  (registers the CIFAR and small architectures)
         from lskd.data import get_spec
+        from lskd.data.device import DATA_PATHS
         from lskd.losses import method_class, method_hparams
 
         get_spec(self.data.name)
@@ -150,6 +153,8 @@ class RunSpec:
             (self.data.holdout is None or self.data.holdout >= 1,
              f"data.holdout must be >= 1 or null, got {self.data.holdout}"),
             (self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}"),
+            (self.data_path in DATA_PATHS,
+             f"data_path must be one of {', '.join(DATA_PATHS)}, got {self.data_path!r}"),
             (self.device in DEVICES or self.device.startswith("cuda:"),
              f"device must be one of {', '.join(DEVICES)} or cuda:N, got {self.device!r}"),
         ]

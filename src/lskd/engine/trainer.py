@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 from tqdm import tqdm
 
 from lskd.data import build_dataset
+from lskd.data.device import DeviceBatches, resolve_data_path
 from lskd.engine import distributed as ddp
 from lskd.engine.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from lskd.engine.determinism import RngStream, derive_seed, generator, seed_everything
@@ -38,7 +39,7 @@ from lskd.engine.spec import DataSpec, RunSpec
 from lskd.layout import DIVERGENCE, HISTORY, METRICS, MODEL, TIMING, logits_file
 from lskd.losses import DistillationMethod, build_method
 
-SHARED_KEYS = ("data", "teacher_dir", "seed", "device", "amp", "channels_last", "compile", "threads")
+SHARED_KEYS = ("data", "teacher_dir", "seed", "device", "amp", "channels_last", "compile", "threads", "data_path")
 
 
 class DivergenceError(RuntimeError):
@@ -186,9 +187,10 @@ def _distribute(student: Student, ctx: ddp.Context, device: torch.device) -> Non
 
 
 def write_spec_record(spec: RunSpec, out_dir: Path, model: nn.Module, num_classes: int, in_chans: int,
-                      device: torch.device, views: tuple[str, ...], ctx: ddp.Context = ddp.SINGLE) -> None:
-    """Write ``spec.json``: the spec, its fingerprint, resolved settings (the process layout among them),
-    versions, git commit and hardware."""
+                      device: torch.device, views: tuple[str, ...], ctx: ddp.Context = ddp.SINGLE,
+                      data_path: str = "dataloader") -> None:
+    """Write ``spec.json``: the spec, its fingerprint, resolved settings (the process layout and the data path
+    among them), versions, git commit and hardware."""
     from lskd.losses import method_hparams
 
     if not ctx.is_main:
@@ -210,6 +212,7 @@ def write_spec_record(spec: RunSpec, out_dir: Path, model: nn.Module, num_classe
         "fingerprint": spec.fingerprint(),
         "resolved": {
             "num_classes": num_classes, "in_chans": in_chans, "device": str(device), "views": list(views),
+            "data_path": data_path,
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()},
             "num_params": sum(p.numel() for p in model.parameters()),
             "parallel": parallel,
@@ -285,13 +288,18 @@ def _end_epoch(student: Student, epoch: int, lr: float, seconds: float, eval_set
 
 
 def _predict_all(student: Student, dataset: Any, device: torch.device) -> tuple[Tensor, Tensor]:
-    """The student's logits over the whole ``dataset``: under torchrun each rank predicts its share, and the
-    shares are gathered back in order on every rank."""
+    """The student's logits over the whole ``dataset`` (a dataset, or its :class:`DeviceBatches`): under torchrun
+    each rank predicts its share, and the shares are gathered back in order on every rank."""
     spec, ctx = student.spec, student.ctx
     ddp.sync_buffers(student.model, ctx)
-    share = Subset(dataset, range(ctx.rank, len(dataset), ctx.world)) if ctx.enabled else dataset
-    logits, targets = predict(student.model, share, batch_size=spec.optim.eval_batch_size, device=device,
-                              amp=spec.amp, channels_last=spec.channels_last)
+    size = spec.optim.eval_batch_size
+    mine = range(ctx.rank, len(dataset), ctx.world)
+    if isinstance(dataset, DeviceBatches):
+        share, loader = None, dataset.loader(mine[k:k + size] for k in range(0, len(mine), size))
+    else:
+        share, loader = (Subset(dataset, mine) if ctx.enabled else dataset), None
+    logits, targets = predict(student.model, share, batch_size=size, device=device, amp=spec.amp,
+                              channels_last=spec.channels_last, loader=loader)
     if not ctx.enabled:
         return logits, targets
     gathered = ddp.gather_in_order(logits.to(device), targets.to(device), len(dataset), ctx)
@@ -404,7 +412,11 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
     d = first.data
     train_set = build_dataset(d.name, "train", root=d.root, views=views, subset=d.train_subset, seed=d.subset_seed,
                               download=d.download, holdout=d.holdout, holdout_seed=d.holdout_seed)
-    eval_set = build_eval_set(d)
+    eval_set: Any = build_eval_set(d)
+    data_path = resolve_data_path(first.data_path, train_set, device)
+    on_device = DeviceBatches(train_set, device) if data_path == "device" else None
+    if on_device is not None:
+        eval_set = DeviceBatches(eval_set, device)
     info = train_set.spec  # for ImageNet stand-ins the classes come from the folder
     teacher = _load_teacher(first, device, info.num_classes, info.in_chans)
     students = []
@@ -412,7 +424,8 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
         out.mkdir(parents=True, exist_ok=True)
         students.append(_build_student(spec, out, info.num_classes, info.in_chans, device))
         _distribute(students[-1], ctx, device)
-        write_spec_record(spec, out, students[-1].model, info.num_classes, info.in_chans, device, views, ctx)
+        write_spec_record(spec, out, students[-1].model, info.num_classes, info.in_chans, device, views, ctx,
+                          data_path)
     for s in students:
         if s.start_epoch > s.spec.optim.epochs:  # killed after its last checkpoint, before its final outputs
             _finish(s, *_predict_all(s, eval_set, device), device)
@@ -436,9 +449,14 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
         first_step = min(skip.values())  # a preempted group goes on from the step where it stopped
         # the one-process run's global batches, each split over the ranks (all of it in a one-process run)
         batches_of = [order[k * batch_size:(k + 1) * batch_size] for k in range(first_step, steps)]
-        loader = DataLoader(train_set, batch_sampler=[ddp.rank_slice(b, ctx) for b in batches_of],
-                            num_workers=d.num_workers, generator=generator(derive_seed(first.seed, "workers", epoch)))
-        train_set.seed_augmentation(derive_seed(first.seed, "augment", epoch))
+        rank_batches = [ddp.rank_slice(b, ctx) for b in batches_of]
+        augment_seed = derive_seed(first.seed, "augment", epoch)
+        if on_device is not None:  # the same images as the DataLoader's, built in batches on the device
+            loader: Any = on_device.loader(rank_batches, augment_seed)
+        else:
+            loader = DataLoader(train_set, batch_sampler=rank_batches, num_workers=d.num_workers,
+                                generator=generator(derive_seed(first.seed, "workers", epoch)))
+            train_set.seed_augmentation(augment_seed)
         resumed = [s.resume for s in active if skip[id(s)] and s.resume]
         start = time.perf_counter() - (float(resumed[0]["seconds"]) if resumed else 0.0)
         for s in active:

@@ -215,6 +215,24 @@ def check_runtime(config: dict[str, Any], *, check_data: bool = True) -> None:
             RunSpec.from_dict(experiment.cell_spec(cell))
         except (ValueError, TypeError) as err:
             raise ConfigError(f"methods.{cell.method} (cell {cell.path}): {err}") from None
+    if config.get("execution", {}).get("data_path") == "device":
+        _check_device_path(experiment, dataset["name"])
+
+
+def _check_device_path(experiment: Any, dataset: str) -> None:
+    """``execution.data_path: device`` needs an in-memory dataset and cells whose views all have a batched form."""
+    from lskd.data import get_spec
+    from lskd.data.device import BATCHED_VIEWS
+
+    if not get_spec(dataset).in_memory:
+        raise ConfigError(f"execution.data_path: device needs an in-memory dataset; {dataset} is read from files: "
+                          "use data_path: auto or dataloader")
+    for cell in experiment.cells():
+        other = [v for v in experiment.views(cell) if v not in BATCHED_VIEWS]
+        if other:
+            raise ConfigError(f"execution.data_path: device batches the {' and '.join(BATCHED_VIEWS)} views only; "
+                              f"{cell.method} reads {', '.join(other)} (per-image ops on the CPU): use data_path: auto, "
+                              "which takes the device path wherever it applies")
 
 
 def check_config(config: dict[str, Any], *, check_data: bool = True) -> None:

@@ -302,7 +302,8 @@ class Experiment:
     # ------------------------------------------------------------------ run specs
     def _common(self) -> dict[str, Any]:
         ex = self.config.get("execution", {})
-        return {k: ex[k] for k in ("device", "threads", "amp", "channels_last", "compile", "sync_batchnorm") if k in ex}
+        return {k: ex[k] for k in ("device", "threads", "amp", "channels_last", "compile", "sync_batchnorm",
+                                           "data_path") if k in ex}
 
     def _data(self, train_subset: Any, eval_split: str = "test") -> dict[str, Any]:
         d = self.config["dataset"]
