@@ -200,7 +200,7 @@ def test_points_add_cells_once_per_seed_and_a_point_on_the_grid_adds_nothing():
 
 
 @pytest.mark.parametrize("point,message", [
-    ({"method": "crd", "transform": "zscore", "temperature": 2}, "pairs[0].points[0].method: 'crd' is not allowed"),
+    ({"method": "crd", "transform": "zscore", "temperature": 2}, "pairs[0].points[0].method: unknown method 'crd'; registered:"),
     ({"method": "kd", "transform": "zscore"}, "'temperature' is required"),
     ({"method": "ctkd", "transform": "zscore", "temperature": 2}, "ctkd learns its temperature"),
 ])

@@ -17,8 +17,10 @@ from lskd.losses import (
     build_method,
     cc_loss,
     dkd_loss,
+    distillation_methods,
     dkd_terms,
     kd_loss,
+    method_info,
     standardize,
 )
 
@@ -271,8 +273,7 @@ def _inputs(kind: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(4, 10, generator=g).to(dtype), torch.randn(4, 10, generator=g).to(dtype)
 
 
-@pytest.mark.parametrize("method", ["kd", "dkd", "ctkd", "mlkd"])
-@pytest.mark.parametrize("transform", ["none", "center", "scale", "zscore"])
+@pytest.mark.parametrize("method,transform", [(m, t) for m in distillation_methods() for t in method_info(m)["transforms"]])
 @pytest.mark.parametrize("kind,dtype", [
     ("constant", torch.float32), ("huge", torch.float32), ("normal", torch.float16),
     ("normal", torch.bfloat16), ("huge", torch.bfloat16), ("constant", torch.bfloat16),
@@ -282,9 +283,23 @@ def test_losses_and_gradients_stay_finite(method, transform, kind, dtype):
     s.requires_grad_(True)
     y = torch.tensor([0, 1, 2, 9])
     m = build_method(method, transform=transform)
-    out = m((s, s), (t, t), y) if method == "mlkd" else m(s, t, y, epoch=5)
+    views = len(m.views)  # a method reading several views gets one logits tensor per view
+    out = m((s,) * views, (t,) * views, y, epoch=5) if views > 1 else m(s, t, y, epoch=5)
     total = sum(out.values())
     assert torch.isfinite(total), out
     total.backward()
     assert torch.isfinite(s.grad).all()
     assert all(v.dtype == torch.float32 for v in out.values())
+
+
+# ---------------------------------------------------------------- the registry describes every method
+@pytest.mark.parametrize("method", available_methods())
+def test_every_registered_method_describes_itself(method):
+    """Name, paper, a meaning for every hyper-parameter, and defaults that build: what `lskd list`, the config check
+    and the docs read from the registered class."""
+    info = method_info(method)
+    assert info["summary"] and info["paper"]
+    assert [k for k, hp in info["hparams"].items() if not hp["help"]] == []
+    assert build_method(method).name == method
+    assert set(info["transforms"]) <= {"none", "center", "scale", "zscore"}
+    assert bool(info["transforms"]) == info["needs_teacher"]

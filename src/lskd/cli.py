@@ -65,7 +65,8 @@ def _run_flags(p: argparse.ArgumentParser, *, model_help: str) -> None:
 def _method_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("distillation")
     g.add_argument("--teacher", type=Path, help="finished teacher run folder (from `lskd train-teacher`)")
-    g.add_argument("--method", help="kd, dkd, ctkd, mlkd, or ce (CE-only student baseline, no teacher)")
+    g.add_argument("--method", help="a registered method (`lskd list` names and describes them), or ce (the CE-only "
+                                    "student baseline, no teacher)")
     g.add_argument("--transform", choices=["none", "center", "scale", "zscore"],
                    help="logit transform before the temperature (zscore = logit standardization)")
     g.add_argument("--std", choices=["unbiased", "population"], help="std convention of the transform (default unbiased, as the official code)")
@@ -361,17 +362,23 @@ def _cmd_list() -> int:
     import timm
 
     from lskd.data import available_datasets
-    from lskd.losses import available_methods, method_hparams
+    from lskd.losses import available_methods, method_info
     from lskd.models import CIFAR_MODELS, SMALL_MODELS
 
     print("datasets:", ", ".join(available_datasets()))
     print("small models (28x28):", ", ".join(SMALL_MODELS))
     print("CIFAR models:", ", ".join(CIFAR_MODELS))
     print(f"(plus every timm model: {len(timm.list_models())} architectures)")
-    print("methods:")
+    print("methods (hyper-parameter = default: meaning):")
     for name in available_methods():
-        params = ", ".join(f"{k}={v!r}" for k, v in method_hparams(name).items())
-        print(f"  {name}: {params}")
+        info = method_info(name)
+        flags = [f"transforms {', '.join(info['transforms'])}"] if info["needs_teacher"] else ["no teacher"]
+        flags += ["learns its temperature"] * info["learns_temperature"]
+        print(f"  {name}: {info['summary']} [{'; '.join(flags)}]")
+        if info["paper"]:
+            print(f"      {info['paper']}")
+        for key, hp in info["hparams"].items():
+            print(f"      {key} = {hp['default']!r}: {hp['help']}")
     return 0
 
 

@@ -46,6 +46,7 @@ import pandas as pd
 from lskd.analysis.health import run_status
 from lskd.engine.io import read_json, read_tensors
 from lskd.layout import logits_path
+from lskd.losses import method_class
 
 ROLES: tuple[str, ...] = ("teacher", "baseline", "distill")
 
@@ -148,11 +149,13 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
     teacher_model = teacher_model or teacher
     student = _label(labels, "student", None if role == "teacher" else model)
 
-    temperature = hparams.get("temperature") if spec["method"] not in ("ctkd", "ce") else None
+    cls = method_class(spec["method"])
+    learned, distils = cls.learns_temperature, cls.needs_teacher
+    temperature = hparams.get("temperature") if distils and not learned else None
     temperature = _label(labels, "temperature", temperature)
-    if spec["method"] == "ctkd":
+    if learned:  # the method logs the temperature it has learned
         effective = last_history_value(run_dir, "temperature")
-    elif spec["method"] == "ce":
+    elif not distils:
         effective = 1.0
     else:
         effective = hparams.get("temperature", temperature)

@@ -6,22 +6,38 @@ Public API (a contract)::
     standardize(logits, kind="zscore", std="unbiased", eps=1e-7)
     kd_loss(student_logits, teacher_logits, temperature, transform="none")
     dkd_loss(student_logits, teacher_logits, targets, temperature, alpha, beta, transform="none")
-    build_method("kd" | "dkd" | "ctkd" | "mlkd" | "ce", **hparams)  # nn.Module -> dict of named loss terms
+    build_method(name, **hparams)  # nn.Module -> dict of named loss terms; `lskd list` names the methods
+
+Every module of this package is imported here, so a method registers by existing: adding one is its module (a pure
+loss function plus a ``@register_method`` class), its test, and a config line that uses it.
 """
 
-from lskd.losses.base import DistillationMethod
+import importlib
+import pkgutil
 
-# importing the method modules registers them
+from lskd.losses.base import DistillationMethod
 from lskd.losses.ce import CrossEntropy
 from lskd.losses.ctkd import CTKD, cosine_curriculum, gradient_reversal
 from lskd.losses.dkd import DKD, dkd_loss, dkd_terms
 from lskd.losses.kd import KD, kd_loss
 from lskd.losses.mlkd import MLKD, bc_loss, cc_loss
-from lskd.losses.registry import available_methods, build_method, method_class, method_hparams, register_method
+from lskd.losses.registry import (
+    available_methods,
+    build_method,
+    distillation_methods,
+    method_class,
+    method_hparams,
+    method_info,
+    register_method,
+)
 from lskd.losses.transforms import STD_CONVENTIONS, TRANSFORMS, standardize
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "CTKD", "DKD", "KD", "MLKD", "CrossEntropy", "DistillationMethod", "STD_CONVENTIONS", "TRANSFORMS",
-    "available_methods", "bc_loss", "build_method", "cc_loss", "cosine_curriculum", "dkd_loss", "dkd_terms",
-    "gradient_reversal", "kd_loss", "method_class", "method_hparams", "register_method", "standardize",
+    "available_methods", "bc_loss", "build_method", "cc_loss", "cosine_curriculum", "distillation_methods",
+    "dkd_loss", "dkd_terms", "gradient_reversal", "kd_loss", "method_class", "method_hparams", "method_info",
+    "register_method", "standardize",
 ]

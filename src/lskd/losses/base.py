@@ -10,6 +10,13 @@ Class attributes declare what a method needs from the engine instead of the engi
   from its ``strong_view`` hyper-parameter, so the engine reads ``method.views``). With several views
   the engine passes tuples of logits, one entry per view, in this order.
 * ``needs_teacher``: ``False`` for plain cross-entropy (teacher training and the CE student baseline).
+* ``hparam_help``: one line per ``__init__`` hyper-parameter saying what it is (the defaults come from the
+  signature); ``lskd list``, the config checks and the docs read both from here.
+* ``paper``: the citation of the method's paper.
+* ``transforms``: the logit transforms the method is meaningful with (None: all of ``none, center, scale,
+  zscore``); the config check refuses the others.
+* ``learns_temperature``: the method learns its temperature (CTKD), so the grid's temperature axis collapses to
+  one cell for it.
 
 A method may own parameters (CTKD's temperature); the engine optimises ``method.parameters()`` together with
 the student's. ``log_values()`` returns scalars worth logging that are not loss terms.
@@ -31,6 +38,15 @@ class DistillationMethod(nn.Module):
     name: ClassVar[str] = ""
     views: ClassVar[tuple[str, ...]] = ("train",)
     needs_teacher: ClassVar[bool] = True
+    hparam_help: ClassVar[dict[str, str]] = {
+        "ce_weight": "weight λ_CE of the cross-entropy term",
+        "transform": "logit transform applied to student and teacher logits: none, center, scale or zscore",
+        "std": "standard deviation of the transform: unbiased (the official code) or population (the paper's Alg. 1)",
+        "eps": "added to the standard deviation of the transform",
+    }
+    paper: ClassVar[str] = ""
+    transforms: ClassVar[tuple[str, ...] | None] = None
+    learns_temperature: ClassVar[bool] = False
 
     def __init__(self, ce_weight: float = 1.0, transform: str = "none", std: str = "unbiased", eps: float = 1e-7) -> None:
         super().__init__()

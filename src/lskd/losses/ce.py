@@ -13,6 +13,8 @@ class CrossEntropy(DistillationMethod):
     """``λ_CE · CE(y, softmax(z))``; returns ``{"ce"}`` and needs no teacher."""
 
     needs_teacher = False
+    paper = "cross-entropy with the labels: teachers and the CE-only student baseline"
+    hparam_help = {"ce_weight": "weight of the cross-entropy term"}
 
     def __init__(self, ce_weight: float = 1.0) -> None:
         super().__init__(ce_weight=ce_weight)

@@ -56,6 +56,17 @@ def cosine_curriculum(epoch: float, epochs: int, start: float = 0.0, end: float 
 class CTKD(DistillationMethod):
     """KD with a learnable global temperature trained through gradient reversal; returns ``{"ce", "kd"}``."""
 
+    paper = "Li, Li, Yang, Wang, Huang, Yang. Curriculum Temperature for Knowledge Distillation. AAAI 2023"
+    learns_temperature = True
+    hparam_help = {**DistillationMethod.hparam_help,
+                   "kd_weight": "weight λ_KD of the T²-scaled KL term",
+                   "t_min": "lower end of the learned temperature's range",
+                   "t_range": "width of the learned temperature's range: T = t_min + t_range · sigmoid(g)",
+                   "init_logit": "initial g (the official 1 gives T ≈ 15.6 in (1, 21))",
+                   "lambda_min": "gradient-reversal strength λ at the start of the curriculum",
+                   "lambda_max": "λ at the end of the curriculum",
+                   "curriculum_epochs": "epochs of the cosine ramp of λ"}
+
     def __init__(
         self,
         ce_weight: float = 0.1,

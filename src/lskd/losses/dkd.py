@@ -85,6 +85,14 @@ def dkd_loss(
 class DKD(DistillationMethod):
     """Decoupled KD with linear warm-up; returns ``{"ce", "tckd", "nckd"}``."""
 
+    paper = "Zhao, Cui, Song, Qiu, Liang. Decoupled Knowledge Distillation. CVPR 2022"
+    hparam_help = {**DistillationMethod.hparam_help,
+                   "temperature": "softmax temperature T (the base temperature τ under zscore)",
+                   "alpha": "weight α of the target-class term TCKD",
+                   "beta": "weight β of the non-target term NCKD",
+                   "warmup": "epochs over which the KD terms ramp up linearly from 0",
+                   "kd_weight": "multiplies α and β (the LS recipe's weight)"}
+
     def __init__(
         self,
         temperature: float = 4.0,

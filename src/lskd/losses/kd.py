@@ -62,6 +62,11 @@ def kd_loss(
 class KD(DistillationMethod):
     """Hinton KD with an optional logit transform; returns ``{"ce", "kd"}``."""
 
+    paper = "Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network. NeurIPS workshop 2015"
+    hparam_help = {**DistillationMethod.hparam_help,
+                   "temperature": "softmax temperature T (the base temperature τ under zscore)",
+                   "kd_weight": "weight λ_KD of the T²-scaled KL term"}
+
     def __init__(
         self,
         temperature: float = 4.0,

@@ -98,6 +98,14 @@ class MLKD(DistillationMethod):
     """
 
     views = ("train", "strong")
+    paper = "Jin, Wang, Lin. Multi-Level Logit Distillation. CVPR 2023"
+    hparam_help = {**DistillationMethod.hparam_help,
+                   "temperature": "base temperature T₀ of the instance, class and batch terms",
+                   "extra_temperatures": "the further temperatures every term is also taken at",
+                   "kd_weight": "weight of the instance-level KD terms (and of CC and BC, as the official code)",
+                   "weighting": "lskd (each term once, averaged) or official (the official code's sums)",
+                   "strong_view": "the strong augmentation: strong (RandAugment + Cutout) or strong_fixmatch "
+                                  "(the official FixMatch-style ops)"}
 
     def __init__(
         self,

@@ -107,6 +107,7 @@ def check_structure(config: dict[str, Any]) -> None:
                            (".pretrained" if teacher.get("pretrained") else ""))
             except PretrainedFormError as err:
                 raise ConfigError(str(err)) from None
+    _check_methods(config)
     for transform in config["grid"].get("transform_grids") or {}:
         if transform not in config["grid"]["transforms"]:
             raise ConfigError(f"grid.transform_grids.{transform}: transform not in grid.transforms "
@@ -137,6 +138,44 @@ def check_structure(config: dict[str, Any]) -> None:
     experiment.baselines()  # raises on inconsistent student settings
 
 
+def _unknown_method(name: str, where: str, allowed: list[str]) -> ConfigError:
+    hint = difflib.get_close_matches(name, allowed, n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    return ConfigError(f"{where}: unknown method {name!r}{suggestion}; registered: {', '.join(allowed)} (`lskd list` "
+                       "describes them; a method of your own registers from its module, see the README's 'Add a method')")
+
+
+def _check_methods(config: dict[str, Any]) -> None:
+    """Every method a config names is registered (lskd's method registry is the one list), and every method runs
+    only with the logit transforms its class declares meaningful."""
+    from lskd.losses import distillation_methods, method_info
+
+    known = distillation_methods()
+    names = [(m, f"grid.methods[{i}]") for i, m in enumerate(config["grid"]["methods"])]
+    names += [(m, f"methods.{m}") for m in config.get("methods") or {}]
+    names += [(m, f"pairs[{i}].points[{j}].method") for i, p in enumerate(config["pairs"])
+              for j, m in enumerate(q["method"] for q in p.get("points") or [])]
+    names += [(r["method"], f"overrides[{i}].method") for i, r in enumerate(config.get("overrides") or [])
+              if r.get("method") not in (None, "ce")]
+    for name, where in names:
+        if name not in known:
+            raise _unknown_method(name, where, known)
+    for method in config["grid"]["methods"]:
+        settings = (config.get("methods") or {}).get(method) or {}
+        runs = settings.get("grid_transforms") or config["grid"]["transforms"]
+        outside = [t for t in settings.get("grid_transforms") or [] if t not in config["grid"]["transforms"]]
+        if outside:
+            raise ConfigError(f"methods.{method}.grid_transforms: {', '.join(outside)} not in grid.transforms "
+                              f"({', '.join(config['grid']['transforms'])})")
+        allowed = method_info(method)["transforms"]
+        refused = [t for t in runs if t not in allowed]
+        if refused:
+            raise ConfigError(
+                f"grid.transforms: {method} is not meaningful with {', '.join(refused)} (it accepts "
+                f"{', '.join(allowed)}; see its docstring); run it on those only with methods.{method}.grid_transforms: "
+                f"[{', '.join(t for t in runs if t in allowed) or allowed[0]}]")
+
+
 def _check_protocol(config: dict[str, Any]) -> None:
     """The validation protocol needs its split size and fresh stage-2 seeds; the paper's needs neither."""
     protocol = config.get("protocol") or {}
@@ -157,11 +196,14 @@ def _check_protocol(config: dict[str, Any]) -> None:
 
 def _check_points(config: dict[str, Any]) -> None:
     """``pairs[].points`` give a temperature unless the method learns it. A point of a method or transform the
-    grid does not run is skipped (so a subset of a paper config keeps its points); the schema catches typos."""
+    grid does not run is skipped (so a subset of a paper config keeps its points); :func:`_check_methods` catches
+    typos."""
+    from lskd.losses import method_class
+
     for i, pair in enumerate(config["pairs"]):
         for j, point in enumerate(pair.get("points") or []):
             where = f"pairs[{i}].points[{j}]"
-            learned = (config.get("methods", {}).get(point["method"]) or {}).get("learned_temperature", False)
+            learned = method_class(point["method"]).learns_temperature
             if learned and "temperature" in point:
                 raise ConfigError(f"{where}.temperature: {point['method']} learns its temperature; leave it out "
                                   "(set the learned temperature's range with the method's t_min / t_range)")
@@ -172,7 +214,7 @@ def _check_points(config: dict[str, Any]) -> None:
 def _check_overrides(config: dict[str, Any]) -> None:
     """``overrides`` set something, and method hyper-parameters only for a named method. A selector naming a
     teacher, student, method or transform this config does not run selects nothing (a subset of a paper config
-    keeps its rules); the schema catches misspelt methods and transforms."""
+    keeps its rules); :func:`_check_methods` and the schema catch misspelt methods and transforms."""
     for i, rule in enumerate(config.get("overrides") or []):
         if not (rule.get("optim") or rule.get("hparams") or rule.get("grid")):
             raise ConfigError(f"overrides[{i}]: sets nothing; give optim, hparams and/or grid")

@@ -149,7 +149,14 @@ class Experiment:
         return temperatures, weights
 
     def learned(self, method: str) -> bool:
-        return bool(self.method_settings(method).get("learned_temperature", False))
+        """The method learns its temperature (its registered class says so): one cell instead of a temperature axis."""
+        from lskd.losses import method_class
+
+        return method_class(method).learns_temperature
+
+    def method_transforms(self, method: str) -> list[str]:
+        """The transforms of ``grid.transforms`` that ``method`` runs (``methods.<m>.grid_transforms``, else all)."""
+        return list(self.method_settings(method).get("grid_transforms") or self.config["grid"]["transforms"])
 
     def default_kd_weight(self, pair: dict[str, Any], method: str, transform: str) -> float:
         hp = self.hparams(pair, method, transform)
@@ -161,7 +168,7 @@ class Experiment:
         out = []
         for pair in self.config["pairs"]:
             for method in grid["methods"]:
-                for transform in grid["transforms"]:
+                for transform in self.method_transforms(method):
                     axis_temperatures, axis_weights = self.axes(transform, pair, method)
                     temperatures = [None] if self.learned(method) else [float(t) for t in axis_temperatures]
                     default_weight = self.default_kd_weight(pair, method, transform)
@@ -181,7 +188,7 @@ class Experiment:
         for pair in self.config["pairs"]:
             for point in pair.get("points") or []:
                 method, transform = point["method"], point["transform"]
-                if method not in grid["methods"] or transform not in grid["transforms"]:
+                if method not in grid["methods"] or transform not in self.method_transforms(method):
                     continue  # a point of a method or transform this config does not run
                 temperature = None if self.learned(method) else float(point["temperature"])
                 weight = point.get("kd_weight", "default")
