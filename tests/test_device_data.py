@@ -79,9 +79,9 @@ def test_the_augmentation_is_real():
 def test_where_the_device_path_applies():
     ds = _random_split("cifar100", 8)
     assert unsupported_reason(ds) is None
-    assert resolve_data_path("auto", ds, torch.device("cpu")) == "dataloader"
+    assert resolve_data_path("auto", ds, torch.device("cpu")) == "device"
     assert resolve_data_path("auto", ds, torch.device("cuda")) == "device"
-    assert resolve_data_path("device", ds, torch.device("cpu")) == "device"
+    assert resolve_data_path("dataloader", ds, torch.device("cuda")) == "dataloader"
     strong = build_dataset("digits", "train", views=("train", "strong_fixmatch"), subset=20)
     assert "strong_fixmatch" in unsupported_reason(strong)
     assert resolve_data_path("auto", strong, torch.device("cuda")) == "dataloader"

@@ -55,7 +55,7 @@ def _run_flags(p: argparse.ArgumentParser, *, model_help: str) -> None:
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     g.add_argument("--data-path", choices=["auto", "dataloader", "device"],
                    help="where batches are built: device keeps in-memory data on the device and augments there "
-                        "(same images); auto (default) = device on a GPU where it applies")
+                        "(same images); auto (default) = device wherever it applies")
     g.add_argument("--cell", help="name of the run in messages and tables")
     g.add_argument("--no-progress", action="store_true", help="no per-batch progress bar")
     g.add_argument("--record-divergence", action="store_true",
