@@ -103,7 +103,7 @@ def _set(config: dict, dotted: str, value) -> None:
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("grid.methods", ["kdd"], r"grid\.methods\[0\]: unknown method 'kdd' \(did you mean 'kd'\?\); registered: ctkd, dkd, .*kd, mlkd"),
+    ("grid.methods", ["kdd"], r"grid\.methods\[0\]: unknown method 'kdd' \(did you mean 'kd'\?\); registered: (\w+, )*kd, "),
     ("grid.temperatures", [-1], r"grid\.temperatures\[0\]: -1 is less than or equal to the minimum of 0"),
     ("pairs.0.student", "resnet8x5", r"pairs\[0\]\.student: unknown model 'resnet8x5'"),
     ("dataset.root", "/nonexistent/data", r"dataset\.root: Fashion-MNIST not found"),
