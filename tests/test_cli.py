@@ -46,10 +46,11 @@ def test_spec_file_with_flag_overrides(tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["distill", "--model", SMALL_STUDENT, "--dataset", "digits", "--method", "kd"], "needs a teacher"),
-    (["train-teacher", "--model", "resnet9000", "--dataset", "digits"], "unknown model 'resnet9000'"),
-    (["distill", "--model", SMALL_STUDENT, "--dataset", "digits", "--method", "ce", "--temperature", "4"],
-     "does not take temperature"),
+    (["distill", "--model", SMALL_STUDENT, "--dataset", "digits", "--method", "kd", "--epochs", "1"], "needs a teacher"),
+    (["train-teacher", "--model", "resnet9000", "--dataset", "digits", "--epochs", "1"], "unknown model 'resnet9000'"),
+    (["distill", "--model", SMALL_STUDENT, "--dataset", "digits", "--method", "ce", "--temperature", "4", "--epochs",
+      "1"], "does not take temperature"),
+    (["train-teacher", "--model", SMALL_STUDENT, "--dataset", "digits"], "how many epochs\\? give --epochs N"),
 ])
 def test_bad_arguments_fail_before_training(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=message):

@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-DEFAULT_OPTIM = {"epochs": 240, "batch_size": 64, "lr": 0.05}
 
 
 def _optim_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation (SGD)")
-    g.add_argument("--epochs", type=int, help="training epochs (default 240, the KD literature's CIFAR recipe)")
+    g.add_argument("--epochs", type=int, help="training epochs (required, here or in --spec; the KD literature's "
+                                              "CIFAR-100 recipe trains 240)")
     g.add_argument("--batch-size", type=int, help="mini-batch size (default 64)")
     g.add_argument("--lr", type=float, help="base learning rate (default 0.05; 0.01 for MobileNet/ShuffleNet students)")
     g.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
@@ -162,7 +162,7 @@ def _load_spec_file(path: Path | None, inline: str | None = None) -> dict[str, A
 def spec_from_args(args: argparse.Namespace, method: str) -> dict[str, Any]:
     """Merge the spec file (if any) and the flags given into a plain run-spec dict."""
     raw = _load_spec_file(args.spec, args.spec_json)
-    data, optim = dict(raw.get("data", {})), {**DEFAULT_OPTIM, **raw.get("optim", {})}
+    data, optim = dict(raw.get("data", {})), dict(raw.get("optim", {}))  # other keys: OptimSpec's stated defaults
     hparams = dict(raw.get("hparams", {}))
     for flag, key in [("dataset", "name"), ("data_root", "root"), ("train_subset", "train_subset"),
                       ("test_subset", "test_subset"), ("download", "download"), ("num_workers", "num_workers")]:
@@ -203,8 +203,12 @@ def spec_from_args(args: argparse.Namespace, method: str) -> dict[str, Any]:
 def _cmd_train(args: argparse.Namespace, method: str) -> int:
     from lskd.engine import RunSpec, train
 
+    raw = spec_from_args(args, method)
+    if "epochs" not in raw["optim"]:
+        raise SystemExit(f"lskd {args.command}: how many epochs? give --epochs N (or optim.epochs in --spec); the KD "
+                         "literature's CIFAR-100 recipe trains 240")
     try:
-        spec = RunSpec.from_dict(spec_from_args(args, method))
+        spec = RunSpec.from_dict(raw)
     except (ValueError, TypeError) as err:
         raise SystemExit(f"lskd: invalid run spec: {err}") from None
     metrics = train([spec], [args.out], progress=not args.no_progress,

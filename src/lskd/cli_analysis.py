@@ -10,9 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-STATS_FILE = "logit_stats.safetensors"
-TABLES = ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official")
-CLAIM_TABLES = ("claims", "claims_runs")
+from lskd.layout import CLAIM_TABLES
+from lskd.layout import STATS as STATS_FILE
 
 
 def _floats(text: str) -> list[float]:

@@ -1,4 +1,5 @@
-"""The names of the files in a run folder (the per-run contract of DESIGN.md), spelled in one place.
+"""The names of the files in a run folder (the per-run contract of DESIGN.md) and of the results folder's tables,
+spelled in one place: the Snakemake rules, the command line, the analysis and the report import them.
 
 A finished run folder holds ``spec.json``, ``metrics.json``, ``history.csv``, ``timing.json``,
 ``model.safetensors`` and the logits of the split it was evaluated on, ``<split>_logits.safetensors``:
@@ -22,6 +23,24 @@ STATS = "logit_stats.safetensors"
 DIVERGENCE = "divergence.json"
 #: Where a run is evaluated: the test set, or the validation split held out of the training set.
 EVAL_SPLITS: tuple[str, ...] = ("test", "val")
+
+#: The results folder's tables (``<results>/tables/<name>.csv``): ``runs`` from the collect step, the rest from the
+#: tables step (``lskd tables``), in the order the workflow lists them.
+TABLES_DIR = "tables"
+RUNS_TABLE = "runs"
+ANALYSIS_TABLES: tuple[str, ...] = ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official")
+TABLES: tuple[str, ...] = (RUNS_TABLE, *ANALYSIS_TABLES)
+#: The claims step's tables (``lskd claims``).
+CLAIM_TABLES: tuple[str, ...] = ("claims", "claims_runs")
+#: The validation protocol's selection (the checkpoint between its two stages).
+SELECTION_TABLE = "selection"
+
+
+def table_path(results: str | os.PathLike, name: str) -> Path:
+    """``<results>/tables/<name>.csv`` for a table named above."""
+    if name not in (*TABLES, *CLAIM_TABLES, SELECTION_TABLE):
+        raise ValueError(f"unknown table {name!r}")
+    return Path(results) / TABLES_DIR / f"{name}.csv"
 
 
 def logits_file(split: str = "test") -> str:

@@ -5,7 +5,7 @@ rule collect:
         confirm=confirm_markers,
         selection=[SELECTION] if VALIDATION else [],
     output:
-        runs=report(f"{R}/tables/runs.csv", caption="../report/tables.rst", category="Tables"),
+        runs=report(str(layout.table_path(R, layout.RUNS_TABLE)), caption="../report/tables.rst", category="Tables"),
     conda:
         CONDA_ENV
     log:
@@ -30,9 +30,8 @@ rule tables:
         cells=CELLS_DONE,
     output:
         **{
-            name: report(f"{R}/tables/{name}.csv", caption="../report/tables.rst", category="Tables")
-            for name in TABLE_NAMES
-            if name != "runs"
+            name: report(str(layout.table_path(R, name)), caption="../report/tables.rst", category="Tables")
+            for name in layout.ANALYSIS_TABLES
         },
     conda:
         CONDA_ENV
@@ -50,7 +49,7 @@ rule tables:
 
 # The claims audit (lskd.analysis.claims): the paper's explanation tested on every run, after `tables` has
 # written each run's per-sample logit statistics.
-CLAIM_TABLES = [f"{R}/tables/claims.csv", f"{R}/tables/claims_runs.csv"]
+CLAIM_TABLES = [str(layout.table_path(R, name)) for name in layout.CLAIM_TABLES]
 
 
 rule claims:

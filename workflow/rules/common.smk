@@ -2,6 +2,7 @@
 import os
 import re
 
+from lskd import layout
 from lskd.workflow import Experiment, check_runtime, validate_config
 from lskd.workflow.grid import spec_arg
 
@@ -66,8 +67,8 @@ CELLS_DONE = (
 DATA_MANIFEST = f"{R}/data/{config['dataset']['name']}.json"
 VALIDATION = EXP.validation  # two stages: the grid on a validation split, then the chosen settings on the test set
 SELECTION = EXP.selection_path
-TABLE_NAMES = ["runs", "headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official"]
-TABLES = [f"{R}/tables/{name}.csv" for name in TABLE_NAMES]
+TABLE_NAMES = layout.TABLES  # lskd.layout names every table and file once
+TABLES = [str(layout.table_path(R, name)) for name in TABLE_NAMES]
 REPORT = [f"{REPORT_DIR}/report.md", f"{REPORT_DIR}/report.html"]
 
 

@@ -25,9 +25,9 @@ from lskd.analysis.claim_stats import (
 from lskd.analysis.collect import resolve_teacher_dir
 from lskd.analysis.logit_stats import read_run_stats
 from lskd.analysis.tables import selected_runs
+from lskd.layout import STATS as STATS_FILE
 from lskd.layout import logits_file
 
-STATS_FILE = "logit_stats.safetensors"
 #: Identifying columns of a student run in :func:`run_claims_table`.
 STUDENT_KEYS: tuple[str, ...] = (
     "dataset", "teacher", "student", "method", "transform", "temperature", "kd_weight", "seed",

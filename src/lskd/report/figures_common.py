@@ -32,11 +32,10 @@ from lskd.analysis import (
     selected_runs,
 )
 from lskd.engine.io import read_json, read_tensors
+from lskd.layout import STATS as STATS_FILE
 from lskd.layout import logits_path
 
 DPI = 130
-STATS_FILE = "logit_stats.safetensors"
-TABLE_NAMES = ("runs", "headline", "grid", "logit_summary", "paper_comparison")
 PAIR = ["dataset", "teacher", "student"]
 TRANSFORM_LABELS = {"none": "raw", "zscore": "z-score", "center": "centered", "scale": "scaled"}
 

@@ -129,6 +129,7 @@ def check_structure(config: dict[str, Any]) -> None:
     _check_overrides(config)
     _check_protocol(config)
     experiment = Experiment(config)
+    _check_epochs(config, experiment)
     seen: set[str] = set()
     for cell in experiment.sweep_cells():
         if cell.path in seen:
@@ -136,6 +137,18 @@ def check_structure(config: dict[str, Any]) -> None:
                               "and the number it resolves to)")
         seen.add(cell.path)
     experiment.baselines()  # raises on inconsistent student settings
+
+
+def _check_epochs(config: dict[str, Any], experiment: Any) -> None:
+    """Every training run says how long it trains: there is no hidden default number of epochs."""
+    for tid, teacher in config["teachers"].items():
+        if teacher["source"] == "train" and "epochs" not in (teacher.get("optim") or {}):
+            raise ConfigError(f"teachers.{tid}.optim.epochs is required: how many epochs the teacher trains (the KD "
+                              "literature's CIFAR-100 recipe trains 240)")
+    for i, pair in enumerate(config["pairs"]):
+        if "epochs" not in experiment.baseline_optim(pair):
+            raise ConfigError(f"student_optim.epochs (or pairs[{i}].optim.epochs) is required: how many epochs the "
+                              "students train (the KD literature's CIFAR-100 recipe trains 240)")
 
 
 def _unknown_method(name: str, where: str, allowed: list[str]) -> ConfigError:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from lskd import layout
+
 LEARNED = "learned"
 #: Keys an ``overrides`` rule may select on.
 SELECTORS = ("teacher", "student", "method", "transform")
@@ -89,7 +91,7 @@ class Experiment:
     @property
     def selection_path(self) -> str:
         """Stage 1's choice of setting per arm (the validation protocol's Snakemake checkpoint)."""
-        return f"{self.results}/tables/selection.csv"
+        return str(layout.table_path(self.results, layout.SELECTION_TABLE))
 
     # ------------------------------------------------------------------ protocol
     @property
