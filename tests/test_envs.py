@@ -68,3 +68,25 @@ def test_every_rule_that_runs_code_names_an_existing_conda_env():
             assert (rules_dir / target).resolve().is_file(), f"rule {name}: {target} does not exist"
             checked += 1
     assert checked >= 8
+
+
+def test_the_workflow_validates_against_the_schema_the_package_ships():
+    from lskd.workflow import SCHEMA
+
+    assert (ROOT / "workflow/schemas/config.schema.yaml").resolve() == SCHEMA.resolve()
+
+
+@pytest.mark.slow
+def test_a_built_wheel_ships_the_schema_and_check_config_runs_outside_the_checkout(tmp_path):
+    """A normal (non-editable) install carries the schema: `lskd check-config` needs no checkout."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    names = zipfile.ZipFile(next(tmp_path.glob("lskd-*.whl"))).namelist()
+    assert "lskd/workflow/config.schema.yaml" in names
+    out = subprocess.run([sys.executable, "-m", "lskd.cli", "check-config", str(ROOT / "configs/smoke.yaml")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "valid" in out.stdout, out.stderr[-2000:]

@@ -129,15 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish a member whose loss turns non-finite as 'diverged' while the others train on")
     p = sub.add_parser("check-config", help="validate a workflow config completely (schema, models, hyper-parameters, data)")
     p.add_argument("config", type=Path, help="YAML config, e.g. configs/default.yaml")
-    p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"),
-                   help="the workflow's config schema (default: workflow/schemas/config.schema.yaml)")
+    p.add_argument("--schema", type=Path, help="a config schema (default: the one lskd ships, which the workflow uses)")
     p = sub.add_parser("cells", help="one row per cell of a config with its resolved settings (read it before "
                        "spending GPU hours)")
     p.add_argument("config", type=Path, help="YAML config, e.g. configs/cifar100.yaml")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (aligned text, default), csv or json (one object per cell)")
-    p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"),
-                   help="the workflow's config schema (default: workflow/schemas/config.schema.yaml)")
+    p.add_argument("--schema", type=Path, help="a config schema (default: the one lskd ships, which the workflow uses)")
     sub.add_parser("list", help="list registered datasets, models and methods")
     from lskd.cli_analysis import add_parsers
 
@@ -282,10 +280,10 @@ def _cmd_distill_group(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from lskd.workflow import ConfigError, Experiment, load_config
+    from lskd.workflow import SCHEMA, ConfigError, Experiment, load_config
 
     try:
-        config = load_config(args.config, args.schema)
+        config = load_config(args.config, args.schema or SCHEMA)
     except ConfigError as err:
         raise SystemExit(f"lskd check-config: {err}") from None
     exp = Experiment(config)
@@ -305,11 +303,11 @@ def _cmd_setup_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_cells(args: argparse.Namespace) -> int:
-    from lskd.workflow import ConfigError, load_config
+    from lskd.workflow import SCHEMA, ConfigError, load_config
     from lskd.workflow.cells import cells_table
 
     try:
-        config = load_config(args.config, args.schema, check_data=False)
+        config = load_config(args.config, args.schema or SCHEMA, check_data=False)
     except ConfigError as err:
         raise SystemExit(f"lskd cells: {err}") from None
     table = cells_table(config)

@@ -140,10 +140,9 @@ def _config(args: argparse.Namespace) -> dict | None:
     if args.config_json:
         return json.loads(args.config_json)
     if args.config:
-        from lskd.workflow import load_config
+        from lskd.workflow import SCHEMA, load_config
 
-        schema = Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
-        return load_config(args.config, schema, check_data=False)
+        return load_config(args.config, SCHEMA, check_data=False)
     return None
 
 

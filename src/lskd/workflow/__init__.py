@@ -4,7 +4,14 @@
 tested with pytest.
 """
 
+from pathlib import Path
+
 from lskd.workflow.config import ConfigError, check_config, check_runtime, check_structure, load_config, validate_config
 from lskd.workflow.grid import Cell, Experiment, fmt_num
 
-__all__ = ["Cell", "ConfigError", "Experiment", "check_config", "check_runtime", "check_structure", "fmt_num", "load_config", "validate_config"]
+#: The config schema, shipped inside the package (``workflow/schemas/config.schema.yaml`` links to it), so
+#: ``lskd check-config`` and ``lskd report --config`` work from any install.
+SCHEMA: Path = Path(__file__).with_name("config.schema.yaml")
+
+__all__ = ["SCHEMA", "Cell", "ConfigError", "Experiment", "check_config", "check_runtime", "check_structure", "fmt_num",
+           "load_config", "validate_config"]
