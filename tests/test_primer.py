@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import special
 
+from lskd.analysis import collect_runs
 from lskd.engine import DataSpec, OptimSpec, RunSpec, train_one
 from lskd.engine.io import read_json, write_json
 from lskd.report import figures_primer
@@ -117,6 +118,8 @@ def test_report_primer_uses_the_same_function(teacher, tmp_path, monkeypatch):
         return draw_primer(*args, **kwargs)
 
     monkeypatch.setattr(figures_primer, "draw_primer", spy)
+    (tmp_path / "tables").mkdir()
+    collect_runs([student]).to_csv(tmp_path / "tables/runs.csv", index=False)  # the collect step's table
     res = load_results(tmp_path, {"grid": {"methods": ["kd"]}})
     figure = logit_primer(res, tmp_path)
     assert figure is not None and figure.path.read_bytes()[:8] == PNG

@@ -22,6 +22,7 @@ from lskd.analysis import (
 )
 from lskd.analysis.claims import AuditConfig, audit_runs
 from lskd.engine import DataSpec, OptimSpec, RunSpec, train
+from lskd.layout import store_paths
 from lskd.report import Figure, build_report, figures_accuracy, figures_common, make_figures
 from lskd.report.figures import CLAIM_PREFIX, FIGURES
 from lskd.report.render import CLAIMS_SECTION, SECTIONS, md_escape, md_table
@@ -87,8 +88,8 @@ def write_tables(results: Path, dirs: list[Path]) -> None:
               "logit_summary": logit_summary_table(summaries, level="setting"), "paper_comparison": paper_comparison(runs),
               "claims": claims, "claims_runs": claims_runs}
     (results / "tables").mkdir(parents=True, exist_ok=True)
-    for name, df in tables.items():
-        df.to_csv(results / "tables" / f"{name}.csv", index=False)
+    for name, df in tables.items():  # run folders relative to the results folder, as the workflow stores them
+        store_paths(df, results).to_csv(results / "tables" / f"{name}.csv", index=False)
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,7 @@ def derived_results(results: Path, out: Path, *, validation: bool) -> Path:
     :func:`validation_runs` (tables recomputed), or the tables without the columns of :data:`NEW_COLUMNS`."""
     src, dst = results / "tables", out / "tables"
     dst.mkdir(parents=True)
+    (out / "runs").symlink_to(results / "runs")  # the same run folders (tables name them relative to the results)
     for name in SHARED_TABLES:
         shutil.copy(src / f"{name}.csv", dst / f"{name}.csv")
     runs = pd.read_csv(src / "runs.csv")
@@ -227,10 +229,17 @@ def test_captions_quote_this_runs_numbers(results, tmp_path):
 
 
 def test_figures_whose_data_is_absent_are_skipped(results, tmp_path):
-    # one raw-KD cell and its teacher, no tables and no logit statistics: no heatmap, the rest still draws
+    # one raw-KD cell and its teacher, collected with their logit statistics but no analysis tables: no heatmap
+    # (it reads grid.csv), the rest still draws
     small = tmp_path / "results"
-    for rel in (f"runs/teachers/{TEACHER}", f"runs/{PAIR_DIR}/kd/none/T1_w0.9/seed0"):
-        shutil.copytree(results / rel, small / rel, ignore=shutil.ignore_patterns("logit_stats.safetensors"))
+    rels = (f"runs/teachers/{TEACHER}", f"runs/{PAIR_DIR}/kd/none/T1_w0.9/seed0")
+    for rel in rels:
+        shutil.copytree(results / rel, small / rel)
+    (small / "tables").mkdir()
+    runs = collect_runs([small / rel for rel in rels])
+    claims, claims_runs = audit_runs(runs, AuditConfig(n_boot=200, n_boot_samples=100))  # the claims step's tables
+    for name, df in {"runs": runs, "claims": claims, "claims_runs": claims_runs}.items():
+        df.to_csv(small / f"tables/{name}.csv", index=False)
     out = tmp_path / "figures"
     out.mkdir()
     (out / "kd_weight_temperature_heatmap.png").write_bytes(b"stale")
@@ -240,11 +249,24 @@ def test_figures_whose_data_is_absent_are_skipped(results, tmp_path):
     # only a teacher: nothing to draw, and the report still renders every section
     lonely = tmp_path / "lonely"
     shutil.copytree(results / f"runs/teachers/{TEACHER}", lonely / f"runs/teachers/{TEACHER}")
+    (lonely / "tables").mkdir()
+    collect_runs([lonely / f"runs/teachers/{TEACHER}"]).to_csv(lonely / "tables/runs.csv", index=False)
     assert make_figures(lonely, tmp_path / "none", CONFIG) == []
     md, html = build_report(lonely, tmp_path / "lonely_report", CONFIG)
     text = md.read_text()
     assert all(f"\n## {s}\n" in text for s in SECTIONS) and "No distillation run has finished yet" in text
     assert "data:image/png" not in html.read_text()
+
+
+def test_the_report_renders_and_never_recomputes(results, tmp_path):
+    """A missing runs.csv, or a run's missing logit statistics, is an error naming the step that writes it."""
+    bare = tmp_path / "bare"
+    shutil.copytree(results / "runs", bare / "runs", ignore=shutil.ignore_patterns("logit_stats.safetensors"))
+    with pytest.raises(figures_common.MissingAnalysisError, match=r"runs\.csv is missing.*the collect step"):
+        build_report(bare, tmp_path / "r1", CONFIG)
+    shutil.copytree(results / "tables", bare / "tables")  # every table, but no run's logit statistics
+    with pytest.raises(figures_common.MissingAnalysisError, match=r"logit_stats\.safetensors is missing.*tables step"):
+        make_figures(bare, tmp_path / "f2", CONFIG)
 
 
 # ------------------------------------------------------------------ report

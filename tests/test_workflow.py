@@ -42,8 +42,9 @@ def test_smoke_pipeline_produces_every_table(smoke_run):
     assert len(grid) == len(sweep) and set(grid["split"]) == {"val"} and "status" in grid
     from lskd.analysis import read_run_stats
 
-    for run_dir in ok["run_dir"]:  # paths relative to the workflow's working directory
-        stats = read_run_stats(smoke_run / run_dir / "logit_stats.safetensors")
+    for run_dir in ok["run_dir"]:  # paths relative to the results folder, so it can be moved or copied
+        assert run_dir.startswith("runs/"), run_dir
+        stats = read_run_stats(smoke_run / "results" / run_dir / "logit_stats.safetensors")
         assert len(stats) == 300 and stats["std"].notna().all(), run_dir
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import yaml
 
 
-
 def _optim_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimisation (SGD)")
     g.add_argument("--epochs", type=int, help="training epochs (required, here or in --spec; the KD literature's "

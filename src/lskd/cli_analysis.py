@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from lskd.layout import CLAIM_TABLES
+from lskd.layout import CLAIM_TABLES, read_runs, results_of, store_paths
 from lskd.layout import STATS as STATS_FILE
 
 
@@ -129,7 +129,7 @@ def _collect(args: argparse.Namespace) -> int:
     from lskd.analysis import collect_runs
     from lskd.engine.io import write_text
 
-    runs = collect_runs(args.runs)
+    runs = store_paths(collect_runs(args.runs), results_of(args.out))  # folders relative to the results folder
     write_text(args.out, runs.to_csv(index=False))
     print(f"{len(runs)} runs -> {args.out}", file=sys.stderr)
     return 0
@@ -169,7 +169,6 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from lskd.analysis import (
         grid_table,
@@ -179,9 +178,8 @@ def _tables(args: argparse.Namespace) -> int:
         paper_points,
         run_summary,
     )
-    from lskd.engine.io import write_text
 
-    runs = pd.read_csv(args.runs_csv)
+    runs = read_runs(args.runs_csv)
     summaries = []
     finished = runs[runs["status"] != "diverged"] if "status" in runs else runs
     for record in finished.to_dict("records"):  # a diverged run has no logits; a collapsed one is not summarised
@@ -201,20 +199,25 @@ def _tables(args: argparse.Namespace) -> int:
         tables["official"] = paper_points(runs, config)
     else:
         print("official: not written (give --config or --config-json)", file=sys.stderr)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        write_text(args.out_dir / f"{name}.csv", table.to_csv(index=False))
-        print(f"{name}: {len(table)} rows -> {args.out_dir / f'{name}.csv'}", file=sys.stderr)
+    _write_tables(args.out_dir, tables)
     return 0
 
 
-def _claims(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from lskd.analysis.claims import AuditConfig, audit_runs
+def _write_tables(out_dir: Path, tables: dict) -> None:
+    """Write each table as ``out_dir/<name>.csv``, run folders stored relative to the results folder above it."""
     from lskd.engine.io import write_text
 
-    runs = pd.read_csv(args.runs_csv)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        write_text(out_dir / f"{name}.csv", store_paths(table, out_dir.resolve().parent).to_csv(index=False))
+        print(f"{name}: {len(table)} rows -> {out_dir / f'{name}.csv'}", file=sys.stderr)
+
+
+def _claims(args: argparse.Namespace) -> int:
+
+    from lskd.analysis.claims import AuditConfig, audit_runs
+
+    runs = read_runs(args.runs_csv)
     if "status" in runs:  # the explanation is tested on healthy runs only. Under the validation protocol the
         # reported students are stage 2's (test set); stage 1's share no seed with them, so a per-seed statistic
         # never mixes the validation split with the test set.
@@ -222,10 +225,7 @@ def _claims(args: argparse.Namespace) -> int:
     for record in runs.to_dict("records"):
         ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
     claims, per_run = audit_runs(runs, AuditConfig(n_boot=args.n_boot, n_boot_samples=args.n_boot_samples))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    for name, table in zip(CLAIM_TABLES, (claims, per_run)):
-        write_text(args.out_dir / f"{name}.csv", table.to_csv(index=False))
-        print(f"{name}: {len(table)} rows -> {args.out_dir / f'{name}.csv'}", file=sys.stderr)
+    _write_tables(args.out_dir, dict(zip(CLAIM_TABLES, (claims, per_run))))
     for row in claims.itertuples(index=False):
         scope = " → ".join(x for x in (row.teacher, row.student) if x) + (f", {row.method}" if row.method else "")
         print(f"{row.title} ({row.paper}) [{scope}]: {row.verdict}", file=sys.stderr)

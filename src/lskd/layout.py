@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 SPEC = "spec.json"
 METRICS = "metrics.json"
@@ -62,3 +63,57 @@ def run_split(run_dir: str | os.PathLike) -> str:
 def logits_path(run_dir: str | os.PathLike, split: str | None = None) -> Path:
     """The logits file of ``run_dir`` for ``split`` (default: the split the run was evaluated on)."""
     return Path(run_dir) / logits_file(split or run_split(run_dir))
+
+
+# ------------------------------------------------------------------ paths inside tables
+#: Table columns that hold run folders: stored relative to the results folder, so a moved or copied results folder
+#: still matches its tables.
+PATH_COLUMNS: tuple[str, ...] = ("run_dir", "teacher_dir")
+
+
+def results_of(table: str | os.PathLike) -> Path:
+    """The results folder of a table file (``<results>/tables/<name>.csv``)."""
+    return Path(table).resolve().parent.parent
+
+
+def stored_path(results: str | os.PathLike, path: str | os.PathLike) -> str:
+    """How a table stores ``path``: relative to ``results`` (POSIX) when inside it, else absolute."""
+    p, root = Path(path).resolve(), Path(results).resolve()
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+
+def resolve_stored(results: str | os.PathLike, stored: str | os.PathLike) -> Path:
+    """The folder a table names: relative entries under ``results``; an absolute one as written, or, when it is gone
+    (a table written before paths were stored relative, then moved), the same path re-rooted at ``results`` from
+    its last ``runs`` component on."""
+    p = Path(stored)
+    if not p.is_absolute():
+        return Path(results) / p
+    if p.exists():
+        return p
+    parts = p.parts
+    last = max((i for i, part in enumerate(parts) if part == "runs"), default=None)
+    return Path(results).joinpath(*parts[last:]) if last is not None else p
+
+
+def store_paths(df: Any, results: str | os.PathLike) -> Any:
+    """``df`` with its :data:`PATH_COLUMNS` stored relative to ``results`` (missing values kept)."""
+    out = df.copy()
+    for col in (c for c in PATH_COLUMNS if c in out):
+        out[col] = [v if not isinstance(v, str) or not v else stored_path(results, v) for v in out[col]]
+    return out
+
+
+def resolve_paths(df: Any, results: str | os.PathLike) -> Any:
+    """``df`` with its :data:`PATH_COLUMNS` resolved to folders (see :func:`resolve_stored`)."""
+    out = df.copy()
+    for col in (c for c in PATH_COLUMNS if c in out):
+        out[col] = [v if not isinstance(v, str) or not v else str(resolve_stored(results, v)) for v in out[col]]
+    return out
+
+
+def read_runs(table: str | os.PathLike) -> Any:
+    """``runs.csv`` (or any table with run folders) with its folders resolved against its results folder."""
+    import pandas as pd
+
+    return resolve_paths(pd.read_csv(table), results_of(table))

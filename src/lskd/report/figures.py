@@ -33,7 +33,7 @@ from lskd.report.figures_accuracy import (
     training_curves,
 )
 from lskd.report.figures_claims import CLAIM_FIGURES
-from lskd.report.figures_common import Figure, Results, load_results, plot_style
+from lskd.report.figures_common import Figure, MissingAnalysisError, Results, load_results, plot_style
 from lskd.report.figures_logits import (
     class_logit_difference,
     confidence_calibration,
@@ -65,6 +65,8 @@ def draw_figures(results: Results, out_dir: Path) -> list[Figure]:
         for name, draw in FIGURES.items():
             try:
                 figure = draw(results, out_dir)
+            except MissingAnalysisError:  # an analysis step has not run: say which, never draw around it
+                raise
             except FileNotFoundError as err:  # e.g. a teacher folder that is not there any more
                 warnings.warn(f"figure {name} skipped: {err}", stacklevel=2)
                 figure = None

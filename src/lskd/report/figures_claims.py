@@ -27,15 +27,16 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
+from lskd import layout
 from lskd.analysis.claim_data import AuditData
 from lskd.analysis.claim_stats import claim_sample_stats
 from lskd.analysis.claim_verdicts import NOT_APPLICABLE
-from lskd.analysis.claims import CLAIMS, audit_claims, audit_runs
+from lskd.analysis.claims import CLAIMS, audit_claims
 from lskd.report.figures_common import (
     Figure,
     Results,
-    locate_run_dir,
     method_label,
+    missing,
     new_figure,
     save,
     setting_label,
@@ -48,18 +49,17 @@ COLORS = {"none": "tab:blue", "zscore": "tab:orange"}
 
 # ---------------------------------------------------------------------------------------------- data
 def claims_tables(res: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(claims, claims_runs)``: read from ``tables/`` when both exist, else computed from the run folders;
-    cached in ``res.tables``. ``claims_runs.run_dir`` is located under the results folder."""
+    """``(claims, claims_runs)`` as the claims step wrote them (``run_dir`` resolved under the results folder); cached
+    in ``res.tables``. Missing tables are an error naming that step, unless no distillation run exists yet (then
+    every claim is 'not applicable')."""
     if "claims" not in res.tables or "claims_runs" not in res.tables:
-        tables = res.results_dir / "tables"
-        if (tables / "claims.csv").exists() and (tables / "claims_runs.csv").exists():
-            claims, per_run = pd.read_csv(tables / "claims.csv"), pd.read_csv(tables / "claims_runs.csv")
+        paths = [layout.table_path(res.results_dir, name) for name in layout.CLAIM_TABLES]
+        if all(p.exists() for p in paths):
+            claims, per_run = pd.read_csv(paths[0]), layout.read_runs(paths[1])
         elif len(res.distill):
-            claims, per_run = audit_runs(res.runs)
+            raise missing(next(p for p in paths if not p.exists()), layout.CLAIM_TABLES[0])
         else:
             claims, per_run = audit_claims(AuditData()), pd.DataFrame(columns=["run_dir", "selected"])
-        per_run = per_run.copy()
-        per_run["run_dir"] = [str(locate_run_dir(res.results_dir, str(d))) for d in per_run["run_dir"]]
         res.tables["claims"], res.tables["claims_runs"] = claims, per_run
     return res.tables["claims"], res.tables["claims_runs"]
 

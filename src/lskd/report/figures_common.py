@@ -22,13 +22,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure as MplFigure
 
+from lskd import layout
 from lskd.analysis import (
-    collect_runs,
-    grid_table,
-    headline_table,
-    paper_comparison,
     read_run_stats,
-    run_logit_stats,
     selected_runs,
 )
 from lskd.engine.io import read_json, read_tensors
@@ -102,22 +98,25 @@ def dataset_class_names(dataset: str, k: int) -> list[str]:
 
 
 def locate_run_dir(results_dir: Path, run_dir: str) -> Path:
-    """A run folder named in ``runs.csv``: as written when it exists (absolute, or relative to the working
-    directory), else the same path re-rooted at ``results_dir`` from its ``runs/`` component on."""
-    p = Path(run_dir)
-    if p.exists():
-        return p.resolve()
-    parts = p.parts
-    for i, part in enumerate(parts):
-        if part == "runs" and (q := results_dir.joinpath(*parts[i:])).exists():
-            return q.resolve()
-    return p
+    """A run folder named in a table (:func:`lskd.layout.resolve_stored`)."""
+    return layout.resolve_stored(results_dir, run_dir)
 
 
-def _read_or(path: Path, compute: Any) -> pd.DataFrame | None:
-    if path.exists():
-        return pd.read_csv(path)
-    return compute() if compute is not None else None
+class MissingAnalysisError(FileNotFoundError):
+    """An analysis product the report renders is missing; the message names the step that writes it."""
+
+
+#: The step that writes each analysis product the report reads (the report renders; it never recomputes).
+WRITTEN_BY = {layout.RUNS_TABLE: "the collect step (`snakemake ... results/tables/runs.csv`, or `lskd collect`)",
+              **{name: "the tables step (`snakemake ... --until tables`, or `lskd tables`)"
+                 for name in layout.ANALYSIS_TABLES},
+              layout.STATS: "the tables step (`lskd tables` writes each run's logit statistics; or `lskd logit-stats RUN`)",
+              layout.CLAIM_TABLES[0]: "the claims step (`snakemake ... --until claims`, or `lskd claims`)"}
+
+
+def missing(path: Path, product: str) -> MissingAnalysisError:
+    return MissingAnalysisError(f"{path} is missing: the report renders what the analysis wrote; run "
+                                f"{WRITTEN_BY[product]} first")
 
 
 @dataclass
@@ -199,9 +198,15 @@ class Results:
         return self._cache[key]
 
     def stats(self, run_dir: str) -> pd.DataFrame:
-        """Per-sample logit statistics of a run (``logit_stats.safetensors``, else recomputed)."""
+        """Per-sample logit statistics of a run (``logit_stats.safetensors``, written by the tables step)."""
         path = Path(run_dir) / STATS_FILE
-        return self._cached("stats", run_dir, lambda: read_run_stats(path) if path.exists() else run_logit_stats(run_dir))
+
+        def load() -> pd.DataFrame:
+            if not path.exists():
+                raise missing(path, layout.STATS)
+            return read_run_stats(path)
+
+        return self._cached("stats", run_dir, load)
 
     def logits(self, run_dir: str) -> tuple[np.ndarray, np.ndarray]:
         """Test logits ``(N, K)`` (float64) and targets ``(N,)`` of a run."""
@@ -223,21 +228,18 @@ class Results:
 
 
 def load_results(results_dir: str | Path, config: dict[str, Any]) -> Results:
-    """Read ``runs.csv`` (else collect every finished run under ``runs/``) and the tables of ``tables/``."""
+    """Read ``runs.csv`` and the analysis tables the tables step wrote (a missing ``runs.csv`` is an error naming the
+    step to run; a missing analysis table leaves its section saying so). Nothing is recomputed here."""
     results_dir = Path(results_dir)
-    tables_dir = results_dir / "tables"
-    runs = _read_or(tables_dir / "runs.csv", None)
-    if runs is None:
-        runs = collect_runs(sorted(p.parent for p in (results_dir / "runs").glob("**/metrics.json")))
-    runs = runs.copy()
-    runs["run_dir"] = [str(locate_run_dir(results_dir, d)) for d in runs["run_dir"]]
+    runs_csv = layout.table_path(results_dir, layout.RUNS_TABLE)
+    if not runs_csv.exists():
+        raise missing(runs_csv, layout.RUNS_TABLE)
+    runs = layout.read_runs(runs_csv)
     tables: dict[str, pd.DataFrame] = {"runs": runs}
-    computed = {"headline": lambda: headline_table(runs), "grid": lambda: grid_table(runs),
-                "paper_comparison": lambda: paper_comparison(runs), "logit_summary": None}
-    for name, compute in computed.items():
-        df = _read_or(tables_dir / f"{name}.csv", compute)
-        if df is not None:
-            tables[name] = df
+    for name in layout.ANALYSIS_TABLES:
+        path = layout.table_path(results_dir, name)
+        if path.exists():
+            tables[name] = pd.read_csv(path)
     return Results(results_dir, config, runs, tables)
 
 
