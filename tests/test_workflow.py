@@ -6,21 +6,32 @@ import re
 
 import pandas as pd
 import pytest
-from pipeline import HAS_FASHION_MNIST
+import yaml
+from pipeline import HAS_FASHION_MNIST, ROOT
 from pipeline import copy_workflow as _copy_workflow
 from pipeline import run_snakemake as _snakemake
 
+from lskd.workflow import SCHEMA, Experiment, validate_config
+
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not HAS_FASHION_MNIST, reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")]
+
+
+def _smoke_experiment() -> Experiment:
+    config = yaml.safe_load((ROOT / "configs/smoke.yaml").read_text())
+    return Experiment(validate_config(config, SCHEMA, check_data=False))
 
 
 def test_smoke_pipeline_produces_every_table(smoke_run):
     tables = smoke_run / "results/tables"
     runs = pd.read_csv(tables / "runs.csv")
     selection = pd.read_csv(tables / "selection.csv")
-    # stage 1: (kd, dkd, mlkd: 2 transforms x 2 temperatures + ctkd: 2 transforms) x 1 seed, on the validation split
+    # stage 1: every cell of the smoke grid (each method x the transforms it runs x its temperatures) x 1 seed, on
+    # the validation split; one selection row per arm (method, transform)
+    experiment = _smoke_experiment()
     sweep = runs[runs["stage"] == "sweep"]
-    assert len(sweep) == 3 * 2 * 2 + 2 and set(sweep["split"]) == {"val"}
-    assert len(selection) == 8 and set(selection["status"]) <= {"ok", "no healthy setting"}
+    assert len(sweep) == len(experiment.sweep_cells()) and set(sweep["split"]) == {"val"}
+    arms = {(c.method, c.transform) for c in experiment.sweep_cells()}
+    assert len(selection) == len(arms) and set(selection["status"]) <= {"ok", "no healthy setting"}
     # stage 2: every chosen setting once per fresh seed, on the test set; CE baselines on the same seeds
     confirm = runs[runs["stage"] == "confirm"]
     assert len(confirm) == 3 * int((selection["status"] == "ok").sum()) and set(confirm["split"]) == {"test"}
@@ -34,7 +45,7 @@ def test_smoke_pipeline_produces_every_table(smoke_run):
         table = pd.read_csv(tables / f"{name}.csv")
         assert len(table) > 0, name
     headline = pd.read_csv(tables / "headline.csv")
-    assert {"kd", "dkd", "ctkd", "mlkd"} <= set(headline["method"]) and len(headline) == 8
+    assert set(headline["method"]) == {m for m, _ in arms} and len(headline) == len(arms)
     assert set(headline["protocol"]) == {"validation"}
     healthy = headline[headline["status"] == "ok"]
     assert (healthy["n"] >= 1).all() and headline.loc[headline["status"] != "ok", "last_top1_mean"].isna().all()
