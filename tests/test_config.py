@@ -77,6 +77,10 @@ BAD = [
     (lambda c: c["dataset"].__setitem__("root", "/nonexistent/fmnist"), r"(?s)dataset\.root: Fashion-MNIST not found.*apt-get install dataset-fashion-mnist"),
     (lambda c: c["grid"].__setitem__("tempratures", [2]), r"grid: unknown key 'tempratures' \(did you mean 'temperatures'\?\)"),
     (lambda c: c["grid"].__setitem__("seeds", []), r"grid\.seeds: \[\] should be non-empty"),
+    (lambda c: c["student_optim"].pop("epochs"), r"student_optim\.epochs \(or pairs\[0\]\.optim\.epochs\) is required"),
+    (lambda c: c["teachers"]["cnn_w24d4"]["optim"].pop("epochs"), r"teachers\.cnn_w24d4\.optim\.epochs is required"),
+    (lambda c: c["grid"]["methods"].append("normkd"), r"grid\.transforms: normkd is not meaningful with zscore .*"
+                                                       r"methods\.normkd\.grid_transforms: \[none\]"),
     (lambda c: c["grid"].__setitem__("transforms", ["zscore", "minmax"]), r"'minmax' is not allowed; allowed: none, center, scale, zscore"),
     (lambda c: c["methods"]["kd"]["hparams"].__setitem__("temprature", 3), r"methods\.kd .*does not take temprature"),
     (lambda c: c["grid"].__setitem__("kd_weights", ["default", 0.9]), r"two settings give the same cell"),
