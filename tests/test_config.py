@@ -31,9 +31,9 @@ def test_default_grid_is_the_embedded_demo():
     exp = Experiment(validate_config(raw("default"), SCHEMA, check_data=False))
     cells = exp.cells()
     # stage 1: kd, dkd, mlkd: 2 transforms x 2 temperatures x 2 KD weights x 1 seed; ctkd learns its
-    # temperature: 2 transforms x 2 weights
-    assert len(cells) == 3 * 2 * 2 * 2 + 2 * 2
-    assert {c.method for c in cells} == {"kd", "dkd", "ctkd", "mlkd"}
+    # temperature: 2 transforms x 2 weights; ttm, dist: 2 transforms x 2 temperatures at one weight
+    assert len(cells) == 3 * 2 * 2 * 2 + 2 * 2 + 2 * 2 * 2
+    assert {c.method for c in cells} == {"kd", "dkd", "ctkd", "mlkd", "ttm", "dist"}
     assert {c.transform for c in cells} == {"none", "zscore"}
     assert {c.temperature for c in cells if c.method == "ctkd"} == {None}
     assert len({c.path for c in cells}) == len(cells)
@@ -70,7 +70,7 @@ def _mutate(change):
 
 
 BAD = [
-    (lambda c: c["grid"]["methods"].append("kdd"), r"grid\.methods\[4\]: unknown method 'kdd' \(did you mean 'kd'\?\); registered: (\w+, )*kd, "),
+    (lambda c: c["grid"]["methods"].append("kdd"), r"grid\.methods\[\d+\]: unknown method 'kdd' \(did you mean 'kd'\?\); registered: (\w+, )*kd, "),
     (lambda c: c["grid"].__setitem__("temperatures", [-1]), r"grid\.temperatures\[0\]: -1 is less than or equal to the minimum of 0"),
     (lambda c: c["pairs"][0].__setitem__("student", "resnet8x5"), r"pairs\[0\]\.student: unknown model 'resnet8x5' \(did you mean 'resnet8x4'"),
     (lambda c: c["pairs"][0].__setitem__("teacher", "big"), r"pairs\[0\]\.teacher: unknown teacher 'big'; defined teachers: cnn_w24d4"),
@@ -79,7 +79,7 @@ BAD = [
     (lambda c: c["grid"].__setitem__("seeds", []), r"grid\.seeds: \[\] should be non-empty"),
     (lambda c: c["student_optim"].pop("epochs"), r"student_optim\.epochs \(or pairs\[0\]\.optim\.epochs\) is required"),
     (lambda c: c["teachers"]["cnn_w24d4"]["optim"].pop("epochs"), r"teachers\.cnn_w24d4\.optim\.epochs is required"),
-    (lambda c: c["grid"]["methods"].append("normkd"), r"grid\.transforms: normkd is not meaningful with zscore .*"
+    (lambda c: c["methods"]["normkd"].pop("grid_transforms"), r"grid\.transforms: normkd is not meaningful with zscore .*"
                                                        r"methods\.normkd\.grid_transforms: \[none\]"),
     (lambda c: c["grid"].__setitem__("transforms", ["zscore", "minmax"]), r"'minmax' is not allowed; allowed: none, center, scale, zscore"),
     (lambda c: c["methods"]["kd"]["hparams"].__setitem__("temprature", 3), r"methods\.kd .*does not take temprature"),
@@ -111,7 +111,7 @@ def test_groups_share_pair_seed_and_method_and_cover_every_cell():
     config = validate_config(raw("default"), SCHEMA, check_data=False)
     exp = Experiment(config)
     groups = exp.groups()
-    assert config["execution"]["group_size"] == 8 and len(groups) == 4  # 4 methods x 1 stage-1 seed
+    assert config["execution"]["group_size"] == 8 and len(groups) == 6  # 6 methods x 1 stage-1 seed
     members = [c for cells in groups.values() for c in cells]
     assert sorted(members) == sorted(exp.cells())
     for key, cells in groups.items():
@@ -120,4 +120,4 @@ def test_groups_share_pair_seed_and_method_and_cover_every_cell():
         assert [p["out"] for p in payload] == [exp.run_dir(c.path) for c in cells]
     config["execution"]["group_size"] = 4
     sizes = sorted(len(c) for c in Experiment(config).groups().values())
-    assert sizes == [4, 4, 4, 4, 4, 4, 4]  # kd, dkd, mlkd: 8 cells in two groups; ctkd: 4
+    assert sizes == [4] * 9  # kd, dkd, mlkd: 8 cells in two groups; ctkd, ttm, dist: 4

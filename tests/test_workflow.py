@@ -144,7 +144,8 @@ def test_grouped_cells_match_the_ungrouped_pipeline(smoke_run, tmp_path):
     config["grid"]["methods"] = methods = ["kd", "mlkd"]  # one-view and two-view methods: 8 cells alone
     (work / "configs/alone.yaml").write_text(yaml.safe_dump(config))
     dry = _snakemake(work, "-n", "--configfile", "configs/smoke.yaml")
-    assert re.search(r"distill_group\s+4\b", dry.stdout) and not re.search(r"^distill\s", dry.stdout, re.M)
+    groups = len(_smoke_experiment().groups())  # one stage-1 job per method (pair, seed) in the smoke config
+    assert re.search(rf"distill_group\s+{groups}\b", dry.stdout) and not re.search(r"^distill\s", dry.stdout, re.M)
     out = _snakemake(work, "results/tables/selection.csv", "--cores", "2", "--configfile", "configs/alone.yaml")
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r"^distill\s+8\b", out.stdout + out.stderr, re.M)
