@@ -460,3 +460,14 @@ def test_tables_without_the_new_columns_read_as_the_defaults(legacy_report, repo
     headline = _table_rows(results, "| pair | method | logits | T | w | settings | n | last top-1 | best top-1 |")
     assert len(headline) == 4 and {r[-1] for r in headline} == {"ok"}
     assert results == _section(report[0].read_text(), "Results")  # the same as with the columns spelt out
+
+
+def test_the_summary_ranks_every_method_and_transform_at_its_setting(report, results):
+    """The summary's ranking: one row per arm of the headline, healthy arms first by mean last top-1."""
+    summary = report[0].read_text().split("\n## Background\n", 1)[0]
+    assert "| rank | pair | method | logits | T | w | n | last top-1 (%) |" in summary
+    rows = [line.split("|")[1:-1] for line in summary.splitlines() if re.match(r"^\| (\d+|—) \|", line)]
+    assert len(rows) == len(pd.read_csv(results / "tables/headline.csv"))
+    ranked = [float(r[7].split("±")[0]) for r in rows if r[0].strip() != "—"]
+    assert len(ranked) >= 2 and ranked == sorted(ranked, reverse=True)
+    assert [int(r[0]) for r in rows if r[0].strip() != "—"] == list(range(1, len(ranked) + 1))

@@ -453,6 +453,25 @@ def _pair_sentences(res: Results, h: pd.DataFrame, pair: tuple[str, str, str], v
     return sentences
 
 
+def ranking_md(res: Results) -> Markup:
+    """Every method and transform at its selected setting, best first (last-epoch top-1, mean ± std over its n
+    runs); arms without a healthy setting last, with their status."""
+    head = _with_defaults(res.tables.get("headline", pd.DataFrame()), {"status": "ok"})
+    if head.empty:
+        return Markup("")
+    head = head.assign(_healthy=head["status"] == "ok").sort_values(["_healthy", "last_top1_mean"],
+                                                                     ascending=[False, False], kind="stable")
+    rows, rank = [], 0
+    for _, r in head.iterrows():
+        healthy = bool(r["_healthy"]) and not is_missing(r["last_top1_mean"])
+        rank += healthy
+        std = "" if is_missing(r.get("last_top1_std")) else f" ± {_num(r['last_top1_std'])}"
+        rows.append([rank if healthy else "—", _pair(r), method_label(r["method"]), transform_label(r["transform"]),
+                     _temperature(r), fmt_num(r["kd_weight"]), "" if is_missing(r["n"]) else int(r["n"]),
+                     f"{_num(r['last_top1_mean'])}{std}" if healthy else r["status"]])
+    return md_table(rows, ["rank", "pair", "method", "logits", "T", "w", "n", "last top-1 (%)"])
+
+
 def summary_text(res: Results) -> str:
     """One paragraph: per method the LS − raw paired difference with its interval (or that an arm has no
     healthy setting), teacher and CE baseline, then the protocol the numbers come from and the tally."""
@@ -690,6 +709,7 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
     context = {
         "title": res.config.get("title") or "Logit standardization in knowledge distillation",
         "summary": summary_text(res),
+        "ranking": ranking_md(res),
         "setup": setup_context(res),
         "command": Markup(command),
         "validation": validation,
