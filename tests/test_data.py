@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import http.server
 import pathlib
-import pickle
 import struct
 import threading
 from functools import partial
@@ -28,6 +27,7 @@ from lskd.data import (
 )
 from lskd.data import download as dl
 from lskd.data import fashion_mnist as fm
+from lskd.data.cifar100 import write_standin
 from lskd.data.registry import DatasetCorruptedError, balanced_subset
 from lskd.data.transforms import PadRandomCrop
 
@@ -318,27 +318,8 @@ def test_fashion_mnist_train_views_and_subset() -> None:
 FAKE_CIFAR_NAMES = [f"class_{k:02d}" for k in range(100)]
 
 
-def _write_cifar_standin(root: pathlib.Path, per_class: dict[str, int]) -> dict[str, np.ndarray]:
-    """Write ``root/cifar-100-python/{train,test,meta}`` in the official pickle format; return the images."""
-    base = root / "cifar-100-python"
-    base.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    images = {}
-    for split, n in per_class.items():
-        labels = [k for k in range(100) for _ in range(n)]
-        flat = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
-        entry = {"filenames": [f"img_{i}.png" for i in range(len(labels))], "batch_label": f"{split} batch",
-                 "fine_labels": labels, "coarse_labels": [k // 5 for k in labels], "data": flat}
-        with open(base / split, "wb") as f:
-            pickle.dump(entry, f, protocol=2)
-        images[split] = flat
-    with open(base / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": FAKE_CIFAR_NAMES, "coarse_label_names": [f"c{k}" for k in range(20)]}, f, protocol=2)
-    return images
-
-
 def test_cifar100_standin(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    images = _write_cifar_standin(tmp_path, {"train": 2, "test": 1})
+    images = write_standin(tmp_path, n_train=200, n_test=100, class_names=FAKE_CIFAR_NAMES)
     train = build_dataset("cifar100", "train", root=tmp_path, views=("train", "eval", "strong"))
     test = build_dataset("cifar100", "test", root=tmp_path)
     assert (len(train), len(test)) == (200, 100)
@@ -357,7 +338,7 @@ def test_cifar100_standin(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatc
 def test_cifar100_missing_and_corrupted(tmp_path: pathlib.Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="download=True"):
         build_dataset("cifar100", "train", root=tmp_path / "missing")
-    _write_cifar_standin(tmp_path, {"train": 1, "test": 1})
+    write_standin(tmp_path, n_train=100, n_test=100, class_names=FAKE_CIFAR_NAMES)
     path = tmp_path / "cifar-100-python" / "test"
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(DatasetCorruptedError, match="truncated or corrupted"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import re
 import resource
 import subprocess
@@ -32,6 +31,7 @@ import lskd.models  # noqa: F401  (registers the CIFAR architectures)
 from lskd.analysis.paper import paper_results, to_paper_model
 from lskd.cli import main as lskd_main
 from lskd.data import build_dataset
+from lskd.data.cifar100 import write_standin
 from lskd.data.download import ChecksumError
 from lskd.engine.evaluate import predict
 from lskd.engine.io import read_json, read_tensors
@@ -386,28 +386,13 @@ def test_teachers_cli_prints_archive_digests(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------ end to end
-def _write_cifar_standin(root: Path, per_class: dict[str, int]) -> None:
-    """``root/cifar-100-python/{train,test,meta}`` in the official pickle format."""
-    base = root / "cifar-100-python"
-    base.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in per_class.items():
-        labels = [k for k in range(100) for _ in range(n)]
-        entry = {"filenames": [f"{split}_{i}.png" for i in range(len(labels))], "batch_label": split,
-                 "fine_labels": labels, "coarse_labels": [k // 5 for k in labels],
-                 "data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)}
-        (base / split).write_bytes(pickle.dumps(entry, protocol=2))
-    (base / "meta").write_bytes(pickle.dumps({"fine_label_names": [f"c{k:02d}" for k in range(100)],
-                                              "coarse_label_names": [f"s{k}" for k in range(20)]}, protocol=2))
-
-
 @pytest.mark.slow
 def test_cifar100_teacher_import_end_to_end_through_the_workflow_command(tmp_path, capsys):
     """configs/cifar100.yaml's resnet32x4 teacher, served from a local archive, through `lskd fetch-teacher` as the
     fetch_teacher rule runs it: refused below min_top1 (nothing written), then imported; its test logits equal
     the original network's."""
     data = tmp_path / "data"
-    _write_cifar_standin(data, {"train": 1, "test": 1})
+    write_standin(data, n_train=100, n_test=100, class_names=[f"c{k:02d}" for k in range(100)])
     original = _teacher()
     archive, archive_sha, member_sha = _mdistiller_archive(tmp_path / "srv", original)
     config = raw("cifar100")

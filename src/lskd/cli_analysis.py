@@ -74,6 +74,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", type=Path, help="write the table as CSV")
+    p = sub.add_parser("gpu-check", help="on a GPU machine: the smoke config on the GPU, throughput (fp32/bf16, "
+                       "DataLoader/on-device) with grid-time estimates, a 2-GPU DDP run (lskd.gpucheck)")
+    p.add_argument("--out", type=Path, default=Path("gpu_check"), help="folder for gpu_check.json/.csv, smoke/, "
+                   "throughput/ and ddp/ (those three are replaced)")
+    p.add_argument("--device", default="cuda", help="cuda (default), cuda:N, or cpu (tests)")
+    p.add_argument("--parts", help="comma list of env,smoke,throughput,ddp (default all; with --quick all but smoke)")
+    p.add_argument("--train-images", type=int, help="images per epoch in the throughput part (default 10000)")
+    p.add_argument("--epochs", type=int, help="epochs per measurement, the last one timed (default 2)")
+    p.add_argument("--jobs-per-gpu", type=int, help="training jobs sharing a GPU in the smoke run (default 4)")
+    p.add_argument("--repo", type=Path, help="repository root (default: the checkout of the editable install)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (32 images, 1 epoch, groups of 2): tests, CPU")
     p = sub.add_parser("report", help="figures and the Markdown + self-contained HTML report")
     p.add_argument("--results", type=Path, required=True, help="results folder (runs/ and tables/)")
     p.add_argument("--config", type=Path, help="the workflow config (YAML), validated")
@@ -115,6 +126,12 @@ def _bench(args: argparse.Namespace) -> int:
     if args.out:
         write_text(args.out, table.to_csv(index=False))
     return 0
+
+
+def _gpu_check(args: argparse.Namespace) -> int:
+    from lskd.gpucheck import main
+
+    return main(args)
 
 
 def _logit_stats(args: argparse.Namespace) -> int:
@@ -295,5 +312,5 @@ def _report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "select": _select, "tables": _tables,
-            "claims": _claims,
+            "claims": _claims, "gpu-check": _gpu_check,
             "primer": _primer, "report": _report}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import pathlib
 import pickle
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -145,6 +146,31 @@ class CIFAR100(DatasetBuilder):
     def train_ops(self) -> list[Any]:
         """RandomCrop(32, padding=4) + RandomHorizontalFlip."""
         return [PadRandomCrop(32, padding=4), RandomHFlip()]
+
+
+def write_standin(root: PathLike, n_train: int, n_test: int, seed: int = 0,
+                  class_names: Sequence[str] = CLASS_NAMES) -> dict[str, np.ndarray]:
+    """Write a CIFAR-100 stand-in of random uint8 images in the official layout, ``root/cifar-100-python/{train,
+    test,meta}`` (the python-version pickles, protocol 2), for tests and throughput checks; return each split's
+    ``N x 3072`` images.
+
+    Labels are balanced and sorted: image ``i`` of a split of ``n`` has class ``i * K // n`` (``K`` classes), so a
+    split of ``m * K`` images holds ``m`` per class. The images come from one ``numpy`` generator seeded by ``seed``,
+    train first.
+    """
+    base = pathlib.Path(root).expanduser() / BASE_FOLDER
+    base.mkdir(parents=True, exist_ok=True)
+    names, rng, images = list(class_names), np.random.default_rng(seed), {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        labels = [i * len(names) // n for i in range(n)]
+        flat = rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8)
+        entry = {"filenames": [f"{split}_{i}.png" for i in range(n)], "batch_label": f"{split} batch",
+                 "fine_labels": labels, "coarse_labels": [k * 20 // len(names) for k in labels], "data": flat}
+        (base / split).write_bytes(pickle.dumps(entry, protocol=2))
+        images[split] = flat
+    meta = {"fine_label_names": names, "coarse_label_names": [f"superclass_{k:02d}" for k in range(20)]}
+    (base / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return images
 
 
 def _with_classes(spec: DatasetSpec, names: tuple[str, ...]) -> DatasetSpec:

@@ -489,6 +489,8 @@ def _train_group(specs: list[RunSpec], out_dirs: list[Path], progress: bool, rec
                 _preempt([s for s in active if not s.diverged and step >= skip[id(s)]], epoch, step + 1, steps,
                          student_rngs, time.perf_counter() - start)
         bar.close()
+        if device.type == "cuda":  # kernels run asynchronously: the epoch's time includes its last ones
+            torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
         for s in [s for s in active if not s.diverged]:
             try:
