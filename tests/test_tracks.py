@@ -387,12 +387,19 @@ def test_teachers_cli_prints_archive_digests(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------ end to end
 @pytest.mark.slow
+
+def _write_cifar_standin(root: Path, per_class: dict[str, int]) -> None:
+    """A CIFAR-100 stand-in with ``per_class[split]`` random images per class (classes c00 … c99)."""
+    write_standin(root, n_train=100 * per_class["train"], n_test=100 * per_class["test"],
+                  class_names=[f"c{k:02d}" for k in range(100)])
+
+
 def test_cifar100_teacher_import_end_to_end_through_the_workflow_command(tmp_path, capsys):
     """configs/cifar100.yaml's resnet32x4 teacher, served from a local archive, through `lskd fetch-teacher` as the
     fetch_teacher rule runs it: refused below min_top1 (nothing written), then imported; its test logits equal
     the original network's."""
     data = tmp_path / "data"
-    write_standin(data, n_train=100, n_test=100, class_names=[f"c{k:02d}" for k in range(100)])
+    _write_cifar_standin(data, {"train": 1, "test": 1})
     original = _teacher()
     archive, archive_sha, member_sha = _mdistiller_archive(tmp_path / "srv", original)
     config = raw("cifar100")
