@@ -121,3 +121,16 @@ def test_groups_share_pair_seed_and_method_and_cover_every_cell():
     config["execution"]["group_size"] = 4
     sizes = sorted(len(c) for c in Experiment(config).groups().values())
     assert sizes == [4] * 9  # kd, dkd, mlkd: 8 cells in two groups; ctkd, ttm, dist: 4
+
+
+def test_cifar100_temperature_family_runs_each_method_at_its_published_setting():
+    """configs/cifar100_temperature_family.yaml: one setting per method (the sources are in its comments and each
+    method's docstring), KD raw and with LS beside them, 4 seeds, every run spec valid."""
+    exp = Experiment(validate_config(raw("cifar100_temperature_family"), SCHEMA, check_data=False))
+    settings = {(c.method, c.transform): (c.temperature, c.kd_weight) for c in exp.cells()}
+    assert settings == {("kd", "none"): (4.0, 0.9), ("kd", "zscore"): (2.0, 9.0), ("normkd", "none"): (2.0, 0.9),
+                        ("ttm", "none"): (10.0, 45.0), ("wttm", "none"): (5.0, 4.0), ("dist", "none"): (4.0, 1.0)}
+    assert len(exp.cells()) == 6 * 4
+    for cell in exp.cells():
+        spec = RunSpec.from_dict(exp.cell_spec(cell))
+        assert spec.optim.epochs == 240 and spec.optim.milestones == [150, 180, 210]
