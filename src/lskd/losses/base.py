@@ -11,7 +11,9 @@ Class attributes declare what a method needs from the engine instead of the engi
   the engine passes tuples of logits, one entry per view, in this order.
 * ``needs_teacher``: ``False`` for plain cross-entropy (teacher training and the CE student baseline).
 * ``hparam_help``: one line per ``__init__`` hyper-parameter saying what it is (the defaults come from the
-  signature); ``lskd list``, the config checks and the docs read both from here.
+  signature); ``lskd list``, the config checks and the docs read both from here. A method passes the logit-
+  transform settings (``transform``, ``std``, ``eps``) on to this class as ``**logits``; the registry reads them
+  from here.
 * ``paper``: the citation of the method's paper.
 * ``transforms``: the logit transforms the method is meaningful with (None: all of ``none, center, scale,
   zscore``); the config check refuses the others.
@@ -51,6 +53,9 @@ class DistillationMethod(nn.Module):
     def __init__(self, ce_weight: float = 1.0, transform: str = "none", std: str = "unbiased", eps: float = 1e-7) -> None:
         super().__init__()
         check_transform(transform, std)
+        if self.transforms is not None and transform not in self.transforms:
+            raise ValueError(f"{self.name} does not take transform {transform!r}; allowed: {', '.join(self.transforms)}"
+                             f" ({type(self).__doc__.strip().splitlines()[0] if type(self).__doc__ else ''})")
         self.ce_weight = self.non_negative("ce_weight", ce_weight)
         self.transform = transform
         self.std = std

@@ -19,6 +19,7 @@ Config snippet::
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -77,11 +78,9 @@ class CTKD(DistillationMethod):
         lambda_min: float = 0.0,
         lambda_max: float = 1.0,
         curriculum_epochs: int = 10,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
+        **logits: Any,
     ) -> None:
-        super().__init__(ce_weight=ce_weight, transform=transform, std=std, eps=eps)
+        super().__init__(ce_weight=ce_weight, **logits)
         self.kd_weight = self.non_negative("kd_weight", kd_weight)
         self.t_min = self.positive("t_min", t_min)
         self.t_range = self.positive("t_range", t_range)

@@ -44,6 +44,8 @@ Config snippet::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -118,11 +120,9 @@ class DIST(DistillationMethod):
         beta: float = 2.0,
         gamma: float = 2.0,
         kd_weight: float = 1.0,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
+        **logits: Any,
     ) -> None:
-        super().__init__(ce_weight=ce_weight, transform=transform, std=std, eps=eps)
+        super().__init__(ce_weight=ce_weight, **logits)
         self.temperature = self.positive("temperature", temperature)
         self.beta = self.non_negative("beta", beta)
         self.gamma = self.non_negative("gamma", gamma)

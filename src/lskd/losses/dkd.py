@@ -23,6 +23,8 @@ Config snippet::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -101,11 +103,9 @@ class DKD(DistillationMethod):
         warmup: int = 20,
         ce_weight: float = 1.0,
         kd_weight: float = 1.0,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
+        **logits: Any,
     ) -> None:
-        super().__init__(ce_weight=ce_weight, transform=transform, std=std, eps=eps)
+        super().__init__(ce_weight=ce_weight, **logits)
         self.temperature = self.positive("temperature", temperature)
         self.alpha = self.non_negative("alpha", alpha)
         self.beta = self.non_negative("beta", beta)

@@ -14,6 +14,8 @@ Config snippet::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -72,11 +74,9 @@ class KD(DistillationMethod):
         temperature: float = 4.0,
         ce_weight: float = 0.1,
         kd_weight: float = 0.9,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
+        **logits: Any,
     ) -> None:
-        super().__init__(ce_weight=ce_weight, transform=transform, std=std, eps=eps)
+        super().__init__(ce_weight=ce_weight, **logits)
         self.temperature = self.positive("temperature", temperature)
         self.kd_weight = self.non_negative("kd_weight", kd_weight)
 

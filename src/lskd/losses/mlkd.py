@@ -59,6 +59,7 @@ Config snippet (the official LS setting)::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -113,13 +114,11 @@ class MLKD(DistillationMethod):
         extra_temperatures: Sequence[float] = (3.0, 5.0, 2.0, 6.0),
         ce_weight: float = 0.1,
         kd_weight: float = 0.9,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
         weighting: str = "lskd",
         strong_view: str = "strong",
+        **logits: Any,
     ) -> None:
-        super().__init__(ce_weight=ce_weight, transform=transform, std=std, eps=eps)
+        super().__init__(ce_weight=ce_weight, **logits)
         self.temperatures = tuple(self.positive("temperature", t) for t in (temperature, *extra_temperatures))
         self.kd_weight = self.non_negative("kd_weight", kd_weight)
         if weighting not in WEIGHTINGS:

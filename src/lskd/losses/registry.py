@@ -63,9 +63,18 @@ def method_class(name: str) -> type[DistillationMethod]:
 
 
 def method_hparams(name: str) -> dict[str, Any]:
-    """The hyper-parameters a method accepts, with their defaults."""
-    params = inspect.signature(method_class(name).__init__).parameters
-    return {k: p.default for k, p in params.items() if k != "self"}
+    """The hyper-parameters a method accepts, with their defaults: its ``__init__``'s, then those it passes on to its
+    base classes through ``**kwargs`` (the logit-transform settings of :class:`DistillationMethod`)."""
+    out: dict[str, Any] = {}
+    for klass in method_class(name).__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        out.update({p.name: p.default for p in params if p.name != "self" and p.name not in out
+                    and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)})
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return out
 
 
 def method_info(name: str) -> dict[str, Any]:

@@ -50,7 +50,7 @@ Config snippets::
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -143,11 +143,9 @@ class _TransformedTeacherMatching(DistillationMethod):
         temperature: float,
         ce_weight: float,
         kd_weight: float,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
+        **logits: Any,
     ) -> None:
-        super().__init__(ce_weight=ce_weight, transform=transform, std=std, eps=eps)
+        super().__init__(ce_weight=ce_weight, **logits)
         self.temperature = self.positive("temperature", temperature)
         self.kd_weight = self.non_negative("kd_weight", kd_weight)
 
@@ -175,11 +173,9 @@ class TTM(_TransformedTeacherMatching):
         temperature: float = 10.0,
         ce_weight: float = 1.0,
         kd_weight: float = 45.0,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
+        **logits: Any,
     ) -> None:
-        super().__init__(temperature, ce_weight, kd_weight, transform=transform, std=std, eps=eps)
+        super().__init__(temperature, ce_weight, kd_weight, **logits)
 
 
 @register_method("wttm")
@@ -196,8 +192,6 @@ class WTTM(_TransformedTeacherMatching):
         temperature: float = 5.0,
         ce_weight: float = 1.0,
         kd_weight: float = 4.0,
-        transform: str = "none",
-        std: str = "unbiased",
-        eps: float = 1e-7,
+        **logits: Any,
     ) -> None:
-        super().__init__(temperature, ce_weight, kd_weight, transform=transform, std=std, eps=eps)
+        super().__init__(temperature, ce_weight, kd_weight, **logits)
