@@ -6,8 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from lskd.gpucheck import SNAKEMAKE, snakemake_env  # noqa: F401  (the tests import them from here)
-from lskd.gpucheck import copy_workflow as copy_workflow_of
+from lskd.workflow.runner import SNAKEMAKE, snakemake_env  # noqa: F401  (the tests import them from here)
+from lskd.workflow.runner import copy_workflow as copy_workflow_of
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist").exists() or bool(os.environ.get("LSKD_DATA"))

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from lskd.workflow.runner import SNAKEMAKE, copy_workflow, find_repo, snakemake_env
 
 PARTS: tuple[str, ...] = ("env", "smoke", "throughput", "ddp")
 TEACHER, STUDENT = "resnet32x4", "resnet8x4"
@@ -49,9 +50,7 @@ DATA_PATHS: tuple[str, ...] = ("dataloader", "device")
 CIFAR_TRAIN_IMAGES = 50_000
 CELL_EPOCHS = 240
 GRID_CONFIG = "configs/cifar100.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-WORKFLOW_FILES = ("Snakefile", "workflow", "configs")
 LOG_TAIL = 4000
 BUDGET_SECONDS = 480  # the whole check on one H200 with the defaults
 CSV_COLUMNS = ("part", "configuration", "cells", "amp", "data_path", "images", "epochs", "epoch_seconds",
@@ -94,34 +93,6 @@ class Workspace:
 
 
 # ------------------------------------------------------------------------------------- workflow helpers
-
-
-def find_repo(repo: Path | None = None) -> Path:
-    """The repository root holding ``Snakefile``, ``workflow/`` and ``configs/``: ``repo``, else the checkout of the
-    installed package (an editable install: ``src/lskd`` is two levels below the root)."""
-    root = (repo or Path(__file__).resolve().parents[2]).resolve()
-    missing = [name for name in WORKFLOW_FILES if not (root / name).exists()]
-    if missing:
-        raise FileNotFoundError(f"{root} has no {', '.join(missing)}: give the repository root with --repo "
-                                "(the package is not an editable install of a checkout)")
-    return root
-
-
-def copy_workflow(dest: Path, root: Path) -> Path:
-    """Copy ``Snakefile``, ``workflow/`` and ``configs/`` of the checkout ``root`` into ``dest`` (a fresh working
-    directory) and return it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        src = root / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    return dest
-
-
-def snakemake_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """This interpreter's environment, offline, with its console scripts (``lskd``) first on PATH."""
-    env = dict(os.environ if base is None else base, HF_HUB_OFFLINE="1")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
 
 
 def _joined(*texts: str | bytes | None) -> str:
