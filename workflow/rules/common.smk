@@ -6,8 +6,9 @@ from lskd import layout
 from lskd.workflow import Experiment, check_runtime, validate_config
 from lskd.workflow.grid import spec_arg
 
-# The schema and the structural checks run while parsing and need no torch, so `snakemake -n` stays fast;
-# models, method hyper-parameters and the data are checked in `onstart`, before the first job
+# The schema and the structural checks (method names from lskd's method registry) run while parsing and build no
+# model, so `snakemake -n` stays fast; models, method hyper-parameters and the data are checked in `onstart`,
+# before the first job
 # (`lskd check-config CONFIG` runs every check without Snakemake).
 validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"), runtime=False)
 
