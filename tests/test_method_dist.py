@@ -215,7 +215,7 @@ def test_refuses_unknown_hparams():
 def test_every_init_parameter_is_described():
     cls = method_class("dist")
     params = list(method_hparams(cls.name))  # its own and those it passes on (**logits)
-    assert all(cls.hparam_help.get(p) for p in params), [p for p in params if not cls.hparam_help.get(p)]
+    assert all(cls.declared()[p].help for p in params), [p for p in params if not cls.declared()[p].help]
     info = method_info("dist")
     assert info["transforms"] == TRANSFORMS
     assert info["paper"] and info["summary"] and not info["learns_temperature"]

@@ -183,7 +183,7 @@ def test_refuses_unknown_hparams_and_bad_reduction():
 def test_every_init_parameter_is_described():
     cls = method_class("normkd")
     params = list(method_hparams(cls.name))  # its own and those it passes on (**logits)
-    assert all(cls.hparam_help.get(p) for p in params), [p for p in params if not cls.hparam_help.get(p)]
+    assert all(cls.declared()[p].help for p in params), [p for p in params if not cls.declared()[p].help]
     info = method_info("normkd")
     assert info["transforms"] == ("none", "center")
     assert info["paper"] and info["summary"] and not info["learns_temperature"]

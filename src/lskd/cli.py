@@ -410,28 +410,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "train-teacher":
-        return _cmd_train(args, "ce")
-    if args.command == "distill":
-        return _cmd_train(args, "kd")
-    if args.command == "evaluate":
-        return _cmd_evaluate(args)
-    if args.command == "fetch-teacher":
-        return _cmd_fetch_teacher(args)
-    if args.command == "check-data":
-        return _cmd_check_data(args)
-    if args.command == "distill-group":
-        return _cmd_distill_group(args)
-    if args.command == "check-config":
-        return _cmd_check_config(args)
-    if args.command == "cells":
-        return _cmd_cells(args)
-    if args.command == "setup-data":
-        return _cmd_setup_data(args)
     from lskd.cli_analysis import COMMANDS
 
-    if args.command in COMMANDS:
-        return COMMANDS[args.command](args)
+    commands = {
+        "train-teacher": lambda a: _cmd_train(a, "ce"),
+        "distill": lambda a: _cmd_train(a, "kd"),
+        "evaluate": _cmd_evaluate,
+        "fetch-teacher": _cmd_fetch_teacher,
+        "check-data": _cmd_check_data,
+        "distill-group": _cmd_distill_group,
+        "check-config": _cmd_check_config,
+        "cells": _cmd_cells,
+        "setup-data": _cmd_setup_data,
+        **COMMANDS,
+    }
+    if args.command in commands:
+        return commands[args.command](args)
     return _cmd_list()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from lskd.losses import DistillationMethod, register_method, standardize
+from lskd.losses import DistillationMethod, HParam, register_method, standardize
 from lskd.losses.transforms import as_float
 
 
@@ -26,14 +26,8 @@ class ToyMSE(DistillationMethod):
     """Squared distance between softened distributions (a plug-in test fixture); returns ``{"ce", "mse"}``."""
 
     paper = "none: a test fixture for adding a method from outside lskd"
-    hparam_help = {**DistillationMethod.hparam_help, "temperature": "softmax temperature",
-                   "kd_weight": "weight of the squared-distance term"}
-
-    def __init__(self, temperature: float = 4.0, ce_weight: float = 1.0, kd_weight: float = 1.0,
-                 transform: str = "none", std: str = "unbiased", eps: float = 1e-7) -> None:
-        super().__init__(ce_weight=ce_weight, transform=transform, std=std, eps=eps)
-        self.temperature = self.positive("temperature", temperature)
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
+    hparams = {"temperature": HParam(4.0, "softmax temperature", "positive"),
+               "kd_weight": HParam(1.0, "weight of the squared-distance term", "non_negative")}
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, epoch: int = 1) -> dict[str, Tensor]:
         return {"ce": self.ce(student_logits, targets),

@@ -17,17 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lskd.data import registry as reg
 from lskd.data.download import load_checksums
-from lskd.data.registry import (
-    DatasetBuilder,
-    DatasetCorruptedError,
-    DatasetNotFoundError,
-    DatasetSpec,
-    PathLike,
-    RawSplit,
-    candidate_roots,
-    register_dataset,
-)
 from lskd.data.transforms import PadRandomCrop, RandomHFlip
 
 BASE_FOLDER = "cifar-100-python"
@@ -72,7 +63,7 @@ def _unpickle(path: pathlib.Path) -> dict[str, Any]:
         with open(path, "rb") as f:
             return _DataOnlyUnpickler(f, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise DatasetCorruptedError(
+        raise reg.DatasetCorruptedError(
             f"CIFAR-100 file {path} is truncated or corrupted ({err}); delete {path.parent} and use download=True"
         ) from None
 
@@ -86,39 +77,39 @@ def _load_split(folder: str, split: str, _stamp: tuple[Any, ...]) -> tuple[torch
     data = np.asarray(entry["data"], dtype=np.uint8)
     labels = np.asarray(entry["fine_labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise DatasetCorruptedError(f"{base / split}: unexpected data {data.shape} / labels {labels.shape}")
+        raise reg.DatasetCorruptedError(f"{base / split}: unexpected data {data.shape} / labels {labels.shape}")
     if len(labels) and not 0 <= labels.min() <= labels.max() < len(names):
-        raise DatasetCorruptedError(f"{base / split}: labels outside [0, {len(names)})")
+        raise reg.DatasetCorruptedError(f"{base / split}: labels outside [0, {len(names)})")
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
     return images, torch.from_numpy(labels), names
 
 
-@register_dataset
-class CIFAR100(DatasetBuilder):
+@reg.register_dataset
+class CIFAR100(reg.DatasetBuilder):
     """Builder for CIFAR-100 (fine labels)."""
 
-    spec = DatasetSpec(
+    spec = reg.DatasetSpec(
         name="cifar100", num_classes=100, in_chans=3, image_size=32,
         mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), class_names=CLASS_NAMES, in_memory=True,
     )
 
-    def resolve_root(self, root: PathLike | None = None) -> pathlib.Path:
+    def resolve_root(self, root: reg.PathLike | None = None) -> pathlib.Path:
         """First of root, ``$LSKD_DATA`` holding ``cifar-100-python/{train,test,meta}`` (a path to that folder works too)."""
-        searched = candidate_roots(root)
+        searched = reg.candidate_roots(root)
         for base in searched:
             if base.name == BASE_FOLDER:
                 base = base.parent
             if all((base / BASE_FOLDER / f).is_file() for f in ("train", "test", "meta")):
                 return base
         where = ", ".join(map(str, searched)) or "nothing (no root given, LSKD_DATA unset)"
-        raise DatasetNotFoundError(
+        raise reg.DatasetNotFoundError(
             f"CIFAR-100 not found (searched: {where}). Either pass --data-root DIR (root=DIR) or set LSKD_DATA=DIR "
             f"where DIR/{BASE_FOLDER}/{{train,test,meta}} exist (the extracted official cifar-100-python.tar.gz), "
             "or use build_dataset('cifar100', ..., root=DIR, download=True) to fetch it with torchvision "
             "(MD5-verified, ~161 MB)."
         )
 
-    def download(self, root: PathLike) -> pathlib.Path:
+    def download(self, root: reg.PathLike) -> pathlib.Path:
         """Fetch and extract the official tarball into ``root`` with torchvision, then check the files' MD5s."""
         from torchvision.datasets.utils import check_integrity, download_and_extract_archive
 
@@ -131,24 +122,24 @@ class CIFAR100(DatasetBuilder):
         for name in ("train", "test", "meta"):
             rel = f"{BASE_FOLDER}/{name}"
             if not check_integrity(str(root / rel), files[rel]["md5"]):
-                raise DatasetCorruptedError(f"{root / rel}: MD5 mismatch after extraction")
+                raise reg.DatasetCorruptedError(f"{root / rel}: MD5 mismatch after extraction")
         return root
 
-    def load(self, split: str, root: PathLike | None = None, download: bool = False) -> RawSplit:
+    def load(self, split: str, root: reg.PathLike | None = None, download: bool = False) -> reg.RawSplit:
         """Load a split into memory; the returned spec's class names are read from ``meta``."""
         base = self.locate(root, download)
         files = [base / BASE_FOLDER / f for f in (split, "meta")]
         stamp = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in files)
         images, targets, names = _load_split(str(base.resolve()), split, stamp)
         spec = self.spec if names == self.spec.class_names else _with_classes(self.spec, names)
-        return RawSplit(spec=spec, targets=targets, images=images)
+        return reg.RawSplit(spec=spec, targets=targets, images=images)
 
     def train_ops(self) -> list[Any]:
         """RandomCrop(32, padding=4) + RandomHorizontalFlip."""
         return [PadRandomCrop(32, padding=4), RandomHFlip()]
 
 
-def write_standin(root: PathLike, n_train: int, n_test: int, seed: int = 0,
+def write_standin(root: reg.PathLike, n_train: int, n_test: int, seed: int = 0,
                   class_names: Sequence[str] = CLASS_NAMES) -> dict[str, np.ndarray]:
     """Write a CIFAR-100 stand-in of random uint8 images in the official layout, ``root/cifar-100-python/{train,
     test,meta}`` (the python-version pickles, protocol 2), for tests and throughput checks; return each split's
@@ -173,7 +164,7 @@ def write_standin(root: PathLike, n_train: int, n_test: int, seed: int = 0,
     return images
 
 
-def _with_classes(spec: DatasetSpec, names: tuple[str, ...]) -> DatasetSpec:
+def _with_classes(spec: reg.DatasetSpec, names: tuple[str, ...]) -> reg.DatasetSpec:
     """``spec`` with the class list replaced (for stand-in data whose meta differs from the real one)."""
     from dataclasses import replace
 

@@ -18,16 +18,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from torchvision.models import ResNet18_Weights
 from torchvision.transforms import v2
 
-from lskd.data.registry import (
-    DatasetBuilder,
-    DatasetCorruptedError,
-    DatasetNotFoundError,
-    DatasetSpec,
-    PathLike,
-    RawSplit,
-    candidate_roots,
-    register_dataset,
-)
+from lskd.data import registry as reg
 
 SPLIT_DIRS = {"train": "train", "test": "val"}
 
@@ -49,7 +40,7 @@ class _PathLoader:
     """Picklable ``i -> RGB PIL image`` over a list of file paths (works with spawned DataLoader workers).
 
     Any size is accepted (the views resize and crop); a file that cannot be decoded, is truncated, or holds a
-    16-bit/float image raises :class:`DatasetCorruptedError` naming the file."""
+    16-bit/float image raises :class:`reg.DatasetCorruptedError` naming the file."""
 
     def __init__(self, paths: list[str]) -> None:
         self.paths = paths
@@ -60,39 +51,39 @@ class _PathLoader:
             with open(path, "rb") as fh:
                 img = Image.open(fh)
                 if img.mode in NOT_8BIT_MODES:
-                    raise DatasetCorruptedError(
+                    raise reg.DatasetCorruptedError(
                         f"{path}: image mode {img.mode!r} is not 8-bit; converting it to RGB would clip its values. "
                         "Convert the file to an 8-bit JPEG/PNG (e.g. with PIL or ImageMagick) or remove it")
                 return img.convert("RGB")
         except (OSError, SyntaxError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
-            raise DatasetCorruptedError(f"{path}: not a readable image ({err}); the file is truncated or corrupted: "
+            raise reg.DatasetCorruptedError(f"{path}: not a readable image ({err}); the file is truncated or corrupted: "
                                         "replace it (or remove it) and rerun") from None
 
 
-@register_dataset
-class ImageNet(DatasetBuilder):
+@reg.register_dataset
+class ImageNet(reg.DatasetBuilder):
     """Builder for ImageNet-1k and small ImageFolder stand-ins."""
 
-    spec = DatasetSpec(
+    spec = reg.DatasetSpec(
         name="imagenet", num_classes=1000, in_chans=3, image_size=224,
         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
         class_names=tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"]), in_memory=False,
     )
 
-    def resolve_root(self, root: PathLike | None = None) -> pathlib.Path:
+    def resolve_root(self, root: reg.PathLike | None = None) -> pathlib.Path:
         """First of root, ``$LSKD_DATA`` (each also with ``/imagenet``) holding ``train/`` or ``val/``."""
-        searched = [d for base in candidate_roots(root) for d in (base, base / "imagenet")]
+        searched = [d for base in reg.candidate_roots(root) for d in (base, base / "imagenet")]
         for folder in searched:
             if any((folder / d).is_dir() for d in SPLIT_DIRS.values()):
                 return folder
         where = ", ".join(map(str, searched)) or "nothing (no root given, LSKD_DATA unset)"
-        raise DatasetNotFoundError(f"ImageNet not found (searched: {where}). {_HOW_TO}")
+        raise reg.DatasetNotFoundError(f"ImageNet not found (searched: {where}). {_HOW_TO}")
 
-    def load(self, split: str, root: PathLike | None = None, download: bool = False) -> RawSplit:
+    def load(self, split: str, root: reg.PathLike | None = None, download: bool = False) -> reg.RawSplit:
         """Index ``<root>/<train|val>`` like ``ImageFolder``; images are loaded lazily as RGB PIL images."""
         folder = self.resolve_root(root) / SPLIT_DIRS[split]
         if not folder.is_dir():
-            raise DatasetNotFoundError(f"ImageNet split {split!r} needs {folder}/<wnid>/*.JPEG. {_HOW_TO}")
+            raise reg.DatasetNotFoundError(f"ImageNet split {split!r} needs {folder}/<wnid>/*.JPEG. {_HOW_TO}")
         classes, class_to_idx = find_classes(str(folder))
         samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
         paths = [p for p, _ in samples]
@@ -100,7 +91,7 @@ class ImageNet(DatasetBuilder):
         spec = self.spec if len(classes) == self.spec.num_classes else replace(
             self.spec, num_classes=len(classes), class_names=tuple(classes)
         )
-        return RawSplit(spec=spec, targets=targets, load_image=_PathLoader(paths))
+        return reg.RawSplit(spec=spec, targets=targets, load_image=_PathLoader(paths))
 
     def train_ops(self) -> list[Any]:
         """RandomResizedCrop(224) + RandomHorizontalFlip."""

@@ -15,7 +15,7 @@ loss function plus a ``@register_method`` class), its test, and a config line th
 import importlib
 import pkgutil
 
-from lskd.losses.base import DistillationMethod
+from lskd.losses.base import DistillationMethod, HParam
 from lskd.losses.ce import CrossEntropy
 from lskd.losses.ctkd import CTKD, cosine_curriculum, gradient_reversal
 from lskd.losses.dkd import DKD, dkd_loss, dkd_terms
@@ -36,7 +36,7 @@ for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
-    "CTKD", "DKD", "KD", "MLKD", "CrossEntropy", "DistillationMethod", "STD_CONVENTIONS", "TRANSFORMS",
+    "CTKD", "DKD", "KD", "MLKD", "CrossEntropy", "DistillationMethod", "HParam", "STD_CONVENTIONS", "TRANSFORMS",
     "available_methods", "bc_loss", "build_method", "cc_loss", "cosine_curriculum", "distillation_methods",
     "dkd_loss", "dkd_terms", "gradient_reversal", "kd_loss", "method_class", "method_hparams", "method_info",
     "register_method", "standardize",

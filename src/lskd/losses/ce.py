@@ -14,10 +14,6 @@ class CrossEntropy(DistillationMethod):
 
     needs_teacher = False
     paper = "cross-entropy with the labels: teachers and the CE-only student baseline"
-    hparam_help = {"ce_weight": "weight of the cross-entropy term"}
-
-    def __init__(self, ce_weight: float = 1.0) -> None:
-        super().__init__(ce_weight=ce_weight)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor | None, targets: Tensor, epoch: int = 1) -> dict[str, Tensor]:
         return {"ce": self.ce(student_logits, targets)}

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lskd.losses.base import DistillationMethod
+from lskd.losses.base import CE_WEIGHT, KD_WEIGHT, DistillationMethod, HParam
 from lskd.losses.kd import kd_loss
 from lskd.losses.registry import register_method
 
@@ -59,34 +59,20 @@ class CTKD(DistillationMethod):
 
     paper = "Li, Li, Yang, Wang, Huang, Yang. Curriculum Temperature for Knowledge Distillation. AAAI 2023"
     learns_temperature = True
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "kd_weight": "weight λ_KD of the T²-scaled KL term",
-                   "t_min": "lower end of the learned temperature's range",
-                   "t_range": "width of the learned temperature's range: T = t_min + t_range · sigmoid(g)",
-                   "init_logit": "initial g (the official 1 gives T ≈ 15.6 in (1, 21))",
-                   "lambda_min": "gradient-reversal strength λ at the start of the curriculum",
-                   "lambda_max": "λ at the end of the curriculum",
-                   "curriculum_epochs": "epochs of the cosine ramp of λ"}
+    hparams = {
+        "ce_weight": CE_WEIGHT.at(0.1),
+        "kd_weight": KD_WEIGHT.at(0.9),
+        "t_min": HParam(1.0, "lower end of the learned temperature's range", "positive"),
+        "t_range": HParam(20.0, "width of the learned temperature's range: T = t_min + t_range · sigmoid(g)", "positive"),
+        "init_logit": HParam(1.0, "initial g (the official 1 gives T ≈ 15.6 in (1, 21))", "number"),
+        "lambda_min": HParam(0.0, "gradient-reversal strength λ at the start of the curriculum", "number"),
+        "lambda_max": HParam(1.0, "λ at the end of the curriculum", "number"),
+        "curriculum_epochs": HParam(10, "epochs of the cosine ramp of λ", "count"),
+    }
 
-    def __init__(
-        self,
-        ce_weight: float = 0.1,
-        kd_weight: float = 0.9,
-        t_min: float = 1.0,
-        t_range: float = 20.0,
-        init_logit: float = 1.0,
-        lambda_min: float = 0.0,
-        lambda_max: float = 1.0,
-        curriculum_epochs: int = 10,
-        **logits: Any,
-    ) -> None:
-        super().__init__(ce_weight=ce_weight, **logits)
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
-        self.t_min = self.positive("t_min", t_min)
-        self.t_range = self.positive("t_range", t_range)
-        self.lambda_min, self.lambda_max = float(lambda_min), float(lambda_max)
-        self.curriculum_epochs = int(curriculum_epochs)
-        self.temperature_logit = nn.Parameter(torch.tensor(float(init_logit)))
+    def __init__(self, **hparams: Any) -> None:
+        super().__init__(**hparams)
+        self.temperature_logit = nn.Parameter(torch.tensor(self.init_logit))
 
     def temperature(self, logit: Tensor | None = None) -> Tensor:
         """``T_min + T_range · sigmoid(g)``, always inside ``(T_min, T_min + T_range)``."""
@@ -99,7 +85,7 @@ class CTKD(DistillationMethod):
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, epoch: int = 1) -> dict[str, Tensor]:
         reversed_logit = gradient_reversal(self.temperature_logit, self.grl_lambda(epoch))
         temperature = self.temperature(reversed_logit)
-        kd = kd_loss(student_logits, teacher_logits, temperature, self.transform, std=self.std, eps=self.eps)
+        kd = kd_loss(student_logits, teacher_logits, temperature, **self.logit_args)
         return {"ce": self.ce(student_logits, targets), "kd": self.kd_weight * kd}
 
     def log_values(self) -> dict[str, float]:

@@ -49,9 +49,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lskd.losses.base import DistillationMethod
+from lskd.losses.base import CE_WEIGHT, KD_WEIGHT, TEMPERATURE, DistillationMethod, HParam
 from lskd.losses.registry import register_method
-from lskd.losses.transforms import as_float, check_transform, standardize
+from lskd.losses.transforms import transform_pair
 
 #: Added to the product of the norms in the Pearson correlation (official ``dist_kd.py``).
 PEARSON_EPS = 1e-8
@@ -66,38 +66,22 @@ def pearson_rows(a: Tensor, b: Tensor, eps: float = PEARSON_EPS) -> Tensor:
     return (a * b).sum(dim=-1) / (norms + eps)
 
 
-def dist_terms(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-) -> tuple[Tensor, Tensor]:
-    """``(L_inter, L_intra)``: ``τ² (1 − mean row correlation)`` and ``τ² (1 − mean column correlation)``."""
-    check_transform(transform, std)
-    y_s = (standardize(as_float(student_logits), transform, std, eps) / temperature).softmax(dim=-1)
-    y_t = (standardize(as_float(teacher_logits), transform, std, eps) / temperature).softmax(dim=-1)
+def dist_terms(student_logits: Tensor, teacher_logits: Tensor, temperature: float, transform: str = "none",
+               **logits: Any) -> tuple[Tensor, Tensor]:
+    """``(L_inter, L_intra)``: ``τ² (1 − mean row correlation)`` and ``τ² (1 − mean column correlation)``
+    (``logits``: ``std``, ``eps`` of the transform)."""
+    z, v = transform_pair(student_logits, teacher_logits, transform, **logits)
+    y_s, y_t = (z / temperature).softmax(dim=-1), (v / temperature).softmax(dim=-1)
     scale = temperature**2
     inter = scale * (1 - pearson_rows(y_s, y_t).mean())
     intra = scale * (1 - pearson_rows(y_s.transpose(0, 1), y_t.transpose(0, 1)).mean())
     return inter, intra
 
 
-def dist_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    beta: float = 1.0,
-    gamma: float = 1.0,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-) -> Tensor:
+def dist_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, beta: float = 1.0,
+              gamma: float = 1.0, transform: str = "none", **logits: Any) -> Tensor:
     """``β · L_inter + γ · L_intra`` (the official ``DIST`` module's output)."""
-    inter, intra = dist_terms(student_logits, teacher_logits, temperature, transform, std=std, eps=eps)
+    inter, intra = dist_terms(student_logits, teacher_logits, temperature, transform, **logits)
     return beta * inter + gamma * intra
 
 
@@ -106,33 +90,19 @@ class DIST(DistillationMethod):
     """DIST: Pearson-correlation matching of class rows and batch columns; returns ``{"ce", "inter", "intra"}``."""
 
     paper = "Huang, You, Wang, Qian, Xu. Knowledge Distillation from A Stronger Teacher. NeurIPS 2022"
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "temperature": "softmax temperature τ of both sides (both terms carry τ²)",
-                   "beta": "weight β of the inter-class term (1 − Pearson correlation per sample)",
-                   "gamma": "weight γ of the intra-class term (1 − Pearson correlation per class, across the batch)",
-                   "kd_weight": "multiplies β and γ (the grid's KD-weight axis, as DKD's kd_weight multiplies α and β; "
-                                "1 = the official weights)"}
-
-    def __init__(
-        self,
-        temperature: float = 4.0,
-        ce_weight: float = 1.0,
-        beta: float = 2.0,
-        gamma: float = 2.0,
-        kd_weight: float = 1.0,
-        **logits: Any,
-    ) -> None:
-        super().__init__(ce_weight=ce_weight, **logits)
-        self.temperature = self.positive("temperature", temperature)
-        self.beta = self.non_negative("beta", beta)
-        self.gamma = self.non_negative("gamma", gamma)
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
+    hparams = {
+        "temperature": TEMPERATURE.at(4.0, "softmax temperature τ of both sides (both terms carry τ²)"),
+        "ce_weight": CE_WEIGHT,
+        "beta": HParam(2.0, "weight β of the inter-class term (1 − Pearson correlation per sample)", "non_negative"),
+        "gamma": HParam(2.0, "weight γ of the intra-class term (1 − Pearson correlation per class, across the batch)",
+                        "non_negative"),
+        "kd_weight": KD_WEIGHT.at(1.0, "multiplies β and γ (the grid's KD-weight axis, as DKD's kd_weight multiplies "
+                                       "α and β; 1 = the official weights)"),
+    }
 
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, epoch: int = 1
     ) -> dict[str, Tensor]:
-        inter, intra = dist_terms(
-            student_logits, teacher_logits, self.temperature, self.transform, std=self.std, eps=self.eps
-        )
+        inter, intra = dist_terms(student_logits, teacher_logits, self.temperature, **self.logit_args)
         w = self.kd_weight
         return {"ce": self.ce(student_logits, targets), "inter": w * self.beta * inter, "intra": w * self.gamma * intra}

@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lskd.losses.base import DistillationMethod
+from lskd.losses.base import CE_WEIGHT, KD_WEIGHT, TEMPERATURE, DistillationMethod, HParam
 from lskd.losses.kd import kl_per_sample
 from lskd.losses.registry import register_method
-from lskd.losses.transforms import as_float, check_transform, standardize
+from lskd.losses.transforms import transform_pair
 
 
 def binary_log_probs(scaled_logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -46,40 +46,20 @@ def binary_log_probs(scaled_logits: Tensor, targets: Tensor) -> tuple[Tensor, Te
     return log_b, F.log_softmax(others, dim=-1)
 
 
-def dkd_terms(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    targets: Tensor,
-    temperature: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-) -> tuple[Tensor, Tensor]:
-    """Per-sample ``(T² · TCKD, T² · NCKD)``, each of shape ``(B,)``."""
-    check_transform(transform, std)
-    z = standardize(as_float(student_logits), transform, std, eps) / temperature
-    v = standardize(as_float(teacher_logits), transform, std, eps) / temperature
-    log_b_s, log_nt_s = binary_log_probs(z, targets)
-    log_b_t, log_nt_t = binary_log_probs(v, targets)
+def dkd_terms(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, temperature: float,
+              transform: str = "none", **logits: Any) -> tuple[Tensor, Tensor]:
+    """Per-sample ``(T² · TCKD, T² · NCKD)``, each of shape ``(B,)`` (``logits``: ``std``, ``eps`` of the transform)."""
+    z, v = transform_pair(student_logits, teacher_logits, transform, **logits)
+    log_b_s, log_nt_s = binary_log_probs(z / temperature, targets)
+    log_b_t, log_nt_t = binary_log_probs(v / temperature, targets)
     scale = temperature**2
     return kl_per_sample(log_b_t, log_b_s) * scale, kl_per_sample(log_nt_t, log_nt_s) * scale
 
 
-def dkd_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    targets: Tensor,
-    temperature: float,
-    alpha: float,
-    beta: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-) -> Tensor:
+def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, temperature: float, alpha: float,
+             beta: float, transform: str = "none", **logits: Any) -> Tensor:
     """``T² · mean_i (α · TCKD_i + β · NCKD_i)`` (batch mean), see the module docstring."""
-    tckd, nckd = dkd_terms(student_logits, teacher_logits, targets, temperature, transform, std=std, eps=eps)
+    tckd, nckd = dkd_terms(student_logits, teacher_logits, targets, temperature, transform, **logits)
     return (alpha * tckd + beta * nckd).mean()
 
 
@@ -88,38 +68,21 @@ class DKD(DistillationMethod):
     """Decoupled KD with linear warm-up; returns ``{"ce", "tckd", "nckd"}``."""
 
     paper = "Zhao, Cui, Song, Qiu, Liang. Decoupled Knowledge Distillation. CVPR 2022"
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "temperature": "softmax temperature T (the base temperature τ under zscore)",
-                   "alpha": "weight α of the target-class term TCKD",
-                   "beta": "weight β of the non-target term NCKD",
-                   "warmup": "epochs over which the KD terms ramp up linearly from 0",
-                   "kd_weight": "multiplies α and β (the LS recipe's weight)"}
-
-    def __init__(
-        self,
-        temperature: float = 4.0,
-        alpha: float = 1.0,
-        beta: float = 8.0,
-        warmup: int = 20,
-        ce_weight: float = 1.0,
-        kd_weight: float = 1.0,
-        **logits: Any,
-    ) -> None:
-        super().__init__(ce_weight=ce_weight, **logits)
-        self.temperature = self.positive("temperature", temperature)
-        self.alpha = self.non_negative("alpha", alpha)
-        self.beta = self.non_negative("beta", beta)
-        self.warmup = int(self.non_negative("warmup", warmup))
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
+    hparams = {
+        "temperature": TEMPERATURE,
+        "alpha": HParam(1.0, "weight α of the target-class term TCKD", "non_negative"),
+        "beta": HParam(8.0, "weight β of the non-target term NCKD", "non_negative"),
+        "warmup": HParam(20, "epochs over which the KD terms ramp up linearly from 0", "count"),
+        "ce_weight": CE_WEIGHT,
+        "kd_weight": KD_WEIGHT.at(1.0, "multiplies α and β (the LS recipe's weight)"),
+    }
 
     def ramp(self, epoch: int) -> float:
         """``min(epoch / warmup, 1)``; 1 when ``warmup`` is 0."""
         return 1.0 if self.warmup == 0 else min(epoch / self.warmup, 1.0)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, epoch: int = 1) -> dict[str, Tensor]:
-        tckd, nckd = dkd_terms(
-            student_logits, teacher_logits, targets, self.temperature, self.transform, std=self.std, eps=self.eps
-        )
+        tckd, nckd = dkd_terms(student_logits, teacher_logits, targets, self.temperature, **self.logit_args)
         weight = self.ramp(epoch) * self.kd_weight
         return {
             "ce": self.ce(student_logits, targets),

@@ -19,9 +19,11 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from lskd.losses.base import DistillationMethod
+from lskd.losses.base import CE_WEIGHT, KD_WEIGHT, TEMPERATURE, DistillationMethod
 from lskd.losses.registry import register_method
-from lskd.losses.transforms import as_float, check_transform, standardize
+from lskd.losses.transforms import transform_pair
+
+REDUCTIONS: tuple[str, ...] = ("mean", "none")
 
 
 def kl_per_sample(log_p_teacher: Tensor, log_p_student: Tensor) -> Tensor:
@@ -29,16 +31,15 @@ def kl_per_sample(log_p_teacher: Tensor, log_p_student: Tensor) -> Tensor:
     return F.kl_div(log_p_student, log_p_teacher, reduction="none", log_target=True).sum(dim=-1)
 
 
-def kd_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float | Tensor,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-    reduction: str = "mean",
-) -> Tensor:
+def reduce_batch(per_sample: Tensor, reduction: str) -> Tensor:
+    """``mean`` over the batch, or ``none``: the per-sample values as they are."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; allowed: {', '.join(REDUCTIONS)}")
+    return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float | Tensor, transform: str = "none",
+            *, reduction: str = "mean", **logits: Any) -> Tensor:
     """Temperature-scaled KL divergence ``T² · KL(softmax(f(v)/T) ‖ softmax(f(z)/T))``.
 
     Args:
@@ -46,18 +47,12 @@ def kd_loss(
         teacher_logits: ``(B, K)`` teacher logits ``v`` (no gradient is needed through them).
         temperature: ``T > 0``; a tensor is allowed (CTKD learns it).
         transform: logit transform ``f`` applied to both sides before dividing by ``T``.
-        std, eps: see :func:`lskd.losses.transforms.standardize`.
         reduction: ``mean`` over the batch (default) or ``none`` for the per-sample loss.
+        logits: ``std``, ``eps`` of the transform (:func:`lskd.losses.transforms.standardize`).
     """
-    check_transform(transform, std)
-    z = standardize(as_float(student_logits), transform, std, eps) / temperature
-    v = standardize(as_float(teacher_logits), transform, std, eps) / temperature
-    per_sample = kl_per_sample(F.log_softmax(v, dim=-1), F.log_softmax(z, dim=-1)) * temperature**2
-    if reduction == "none":
-        return per_sample
-    if reduction == "mean":
-        return per_sample.mean()
-    raise ValueError(f"unknown reduction {reduction!r}; allowed: mean, none")
+    z, v = transform_pair(student_logits, teacher_logits, transform, **logits)
+    per_sample = kl_per_sample(F.log_softmax(v / temperature, dim=-1), F.log_softmax(z / temperature, dim=-1))
+    return reduce_batch(per_sample * temperature**2, reduction)
 
 
 @register_method("kd")
@@ -65,24 +60,8 @@ class KD(DistillationMethod):
     """Hinton KD with an optional logit transform; returns ``{"ce", "kd"}``."""
 
     paper = "Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network. NeurIPS workshop 2015"
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "temperature": "softmax temperature T (the base temperature τ under zscore)",
-                   "kd_weight": "weight λ_KD of the T²-scaled KL term"}
-
-    def __init__(
-        self,
-        temperature: float = 4.0,
-        ce_weight: float = 0.1,
-        kd_weight: float = 0.9,
-        **logits: Any,
-    ) -> None:
-        super().__init__(ce_weight=ce_weight, **logits)
-        self.temperature = self.positive("temperature", temperature)
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
+    hparams = {"temperature": TEMPERATURE, "ce_weight": CE_WEIGHT.at(0.1), "kd_weight": KD_WEIGHT.at(0.9)}
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, epoch: int = 1) -> dict[str, Tensor]:
-        return {
-            "ce": self.ce(student_logits, targets),
-            "kd": self.kd_weight
-            * kd_loss(student_logits, teacher_logits, self.temperature, self.transform, std=self.std, eps=self.eps),
-        }
+        return {"ce": self.ce(student_logits, targets),
+                "kd": self.kd_weight * kd_loss(student_logits, teacher_logits, self.temperature, **self.logit_args)}

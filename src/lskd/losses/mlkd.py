@@ -58,13 +58,12 @@ Config snippet (the official LS setting)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from lskd.losses.base import DistillationMethod
+from lskd.losses.base import CE_WEIGHT, KD_WEIGHT, TEMPERATURE, DistillationMethod, HParam
 from lskd.losses.kd import kd_loss
 from lskd.losses.registry import register_method
 from lskd.losses.transforms import as_float
@@ -100,41 +99,30 @@ class MLKD(DistillationMethod):
 
     views = ("train", "strong")
     paper = "Jin, Wang, Lin. Multi-Level Logit Distillation. CVPR 2023"
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "temperature": "base temperature T₀ of the instance, class and batch terms",
-                   "extra_temperatures": "the further temperatures every term is also taken at",
-                   "kd_weight": "weight of the instance-level KD terms (and of CC and BC, as the official code)",
-                   "weighting": "lskd (each term once, averaged) or official (the official code's sums)",
-                   "strong_view": "the strong augmentation: strong (RandAugment + Cutout) or strong_fixmatch "
-                                  "(the official FixMatch-style ops)"}
+    hparams = {
+        "temperature": TEMPERATURE.at(4.0, "base temperature T₀ of the instance, class and batch terms"),
+        "extra_temperatures": HParam((3.0, 5.0, 2.0, 6.0), "the further temperatures every term is also taken at"),
+        "ce_weight": CE_WEIGHT.at(0.1),
+        "kd_weight": KD_WEIGHT.at(0.9, "weight of the instance-level KD terms (and of CC and BC, as the official "
+                                       "code)"),
+        "weighting": HParam("lskd", "lskd (each term once, averaged) or official (the official code's sums)",
+                            choices=WEIGHTINGS),
+        "strong_view": HParam("strong", "the strong augmentation: strong (RandAugment + Cutout) or strong_fixmatch "
+                              "(the official FixMatch-style ops)", choices=STRONG_VIEWS),
+    }
 
-    def __init__(
-        self,
-        temperature: float = 4.0,
-        extra_temperatures: Sequence[float] = (3.0, 5.0, 2.0, 6.0),
-        ce_weight: float = 0.1,
-        kd_weight: float = 0.9,
-        weighting: str = "lskd",
-        strong_view: str = "strong",
-        **logits: Any,
-    ) -> None:
-        super().__init__(ce_weight=ce_weight, **logits)
-        self.temperatures = tuple(self.positive("temperature", t) for t in (temperature, *extra_temperatures))
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"unknown MLKD weighting {weighting!r}; allowed: {', '.join(WEIGHTINGS)}")
-        if weighting == "official" and len(self.temperatures) != 5:
+    def __init__(self, **hparams: Any) -> None:
+        super().__init__(**hparams)
+        self.temperatures = tuple(TEMPERATURE.validate("temperature", t)
+                                  for t in (self.temperature, *self.extra_temperatures))
+        if self.weighting == "official" and len(self.temperatures) != 5:
             raise ValueError(
                 "MLKD weighting 'official' needs exactly 4 extra_temperatures (the official code's slots "
                 f"T_0, 3, 5, 2, 6), got {len(self.temperatures) - 1}")
-        if strong_view not in STRONG_VIEWS:
-            raise ValueError(f"unknown MLKD strong_view {strong_view!r}; allowed: {', '.join(STRONG_VIEWS)}")
-        self.weighting = weighting
-        self.strong_view = strong_view
-        self.views = ("train", strong_view)
+        self.views = ("train", self.strong_view)
 
     def _kd(self, student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
-        return kd_loss(student, teacher, temperature, self.transform, std=self.std, eps=self.eps)
+        return kd_loss(student, teacher, temperature, **self.logit_args)
 
     def forward(
         self,
@@ -149,8 +137,7 @@ class MLKD(DistillationMethod):
             return {"ce": ce, **self._official(s_weak, s_strong, t_weak, t_strong)}
         kd = cc = bc = 0.0
         for t in self.temperatures:
-            kd = kd + kd_loss(s_weak, t_weak, t, self.transform, std=self.std, eps=self.eps)
-            kd = kd + kd_loss(s_strong, t_strong, t, self.transform, std=self.std, eps=self.eps)
+            kd = kd + self._kd(s_weak, t_weak, t) + self._kd(s_strong, t_strong, t)
             cc = cc + cc_loss(s_weak, t_weak, t)
             bc = bc + bc_loss(s_weak, t_weak, t)
         return {

@@ -47,16 +47,14 @@ Config snippet::
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lskd.losses.base import DistillationMethod
-from lskd.losses.kd import kl_per_sample
+from lskd.losses.base import CE_WEIGHT, KD_WEIGHT, LOGIT_HPARAMS, TEMPERATURE, DistillationMethod
+from lskd.losses.kd import kl_per_sample, reduce_batch
 from lskd.losses.registry import register_method
-from lskd.losses.transforms import as_float, check_transform, standardize
+from lskd.losses.transforms import check_transform, transform_pair
 
 #: The logit transforms NormKD accepts (``scale`` and ``zscore`` make every ``σ`` 1: KD with LS).
 NORMKD_TRANSFORMS: tuple[str, ...] = ("none", "center")
@@ -78,16 +76,8 @@ def check_normkd_transform(transform: str, std: str = "unbiased") -> None:
         )
 
 
-def normkd_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-    reduction: str = "mean",
-) -> Tensor:
+def normkd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, transform: str = "none",
+                *, std: str = "unbiased", eps: float = 1e-7, reduction: str = "mean") -> Tensor:
     """``mean_i (T^t_i)² · KL(softmax(f(v_i)/T^t_i) ‖ softmax(f(z_i)/T^s_i))`` with ``T_i = T_norm · (σ_i + ε)``.
 
     Args:
@@ -100,17 +90,11 @@ def normkd_loss(
         reduction: ``mean`` over the batch (default) or ``none`` for the per-sample loss.
     """
     check_normkd_transform(transform, std)
-    z = standardize(as_float(student_logits), transform, std, eps)
-    v = standardize(as_float(teacher_logits), transform, std, eps)
+    z, v = transform_pair(student_logits, teacher_logits, transform, std, eps)
     t_student = temperature * (row_std(z, std) + eps)
     t_teacher = temperature * (row_std(v, std) + eps)
     kl = kl_per_sample(F.log_softmax(v / t_teacher, dim=-1), F.log_softmax(z / t_student, dim=-1))
-    per_sample = kl * t_teacher.squeeze(-1) ** 2
-    if reduction == "none":
-        return per_sample
-    if reduction == "mean":
-        return per_sample.mean()
-    raise ValueError(f"unknown reduction {reduction!r}; allowed: mean, none")
+    return reduce_batch(kl * t_teacher.squeeze(-1) ** 2, reduction)
 
 
 @register_method("normkd")
@@ -122,29 +106,21 @@ class NormKD(DistillationMethod):
         "arXiv 2308.00520, 2023"
     )
     transforms = NORMKD_TRANSFORMS
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "temperature": "T_norm: each sample's temperature is T_norm times the std of its logits (per side)",
-                   "kd_weight": "weight λ_KD of the NormKD term (KL scaled per sample by the teacher's T_i²)",
-                   "transform": "logit transform applied to student and teacher logits: none or center (same loss)",
-                   "std": "standard deviation in T_i: unbiased (the official NormKD code) or population",
-                   "eps": "added to the standard deviation in T_i (0 in the official code; keeps constant rows finite)"}
-
-    def __init__(
-        self,
-        temperature: float = 2.0,
-        ce_weight: float = 0.1,
-        kd_weight: float = 0.9,
-        **logits: Any,
-    ) -> None:
-        super().__init__(ce_weight=ce_weight, **logits)
-        self.temperature = self.positive("temperature", temperature)
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
+    hparams = {
+        "temperature": TEMPERATURE.at(2.0, "T_norm: each sample's temperature is T_norm times the std of its logits "
+                                           "(per side)"),
+        "ce_weight": CE_WEIGHT.at(0.1),
+        "kd_weight": KD_WEIGHT.at(0.9, "weight λ_KD of the NormKD term (KL scaled per sample by the teacher's T_i²)"),
+        "transform": LOGIT_HPARAMS["transform"].at("none", "logit transform applied to student and teacher logits: "
+                                                           "none or center (same loss)"),
+        "std": LOGIT_HPARAMS["std"].at("unbiased", "standard deviation in T_i: unbiased (the official NormKD code) "
+                                                   "or population"),
+        "eps": LOGIT_HPARAMS["eps"].at(1e-7, "added to the standard deviation in T_i (0 in the official code; keeps "
+                                             "constant rows finite)"),
+    }
 
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, epoch: int = 1
     ) -> dict[str, Tensor]:
-        return {
-            "ce": self.ce(student_logits, targets),
-            "kd": self.kd_weight
-            * normkd_loss(student_logits, teacher_logits, self.temperature, self.transform, std=self.std, eps=self.eps),
-        }
+        return {"ce": self.ce(student_logits, targets),
+                "kd": self.kd_weight * normkd_loss(student_logits, teacher_logits, self.temperature, **self.logit_args)}

@@ -1,5 +1,6 @@
 """Registry of distillation methods, filled by the ``@register_method`` decorator: the one source of truth for a
-method's name, hyper-parameters (defaults from ``__init__``, meanings from ``hparam_help``) and properties.
+method's name, hyper-parameters (each class's declared :class:`~lskd.losses.base.HParam`: default and meaning) and
+properties.
 
 Every module of the :mod:`lskd.losses` package is imported when the package is (so a new method is one new module,
 no list to edit), and so are the modules named in ``$LSKD_PLUGINS`` (comma-separated import paths): a method kept
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import inspect
 import os
 from typing import Any, TypeVar
 
@@ -63,18 +63,8 @@ def method_class(name: str) -> type[DistillationMethod]:
 
 
 def method_hparams(name: str) -> dict[str, Any]:
-    """The hyper-parameters a method accepts, with their defaults: its ``__init__``'s, then those it passes on to its
-    base classes through ``**kwargs`` (the logit-transform settings of :class:`DistillationMethod`)."""
-    out: dict[str, Any] = {}
-    for klass in method_class(name).__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = inspect.signature(klass.__init__).parameters.values()
-        out.update({p.name: p.default for p in params if p.name != "self" and p.name not in out
-                    and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)})
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return out
+    """The hyper-parameters a method accepts, with their defaults (its class's :meth:`declared`)."""
+    return {key: hp.default for key, hp in method_class(name).declared().items()}
 
 
 def method_info(name: str) -> dict[str, Any]:
@@ -83,12 +73,11 @@ def method_info(name: str) -> dict[str, Any]:
     from lskd.losses.transforms import TRANSFORMS
 
     cls = method_class(name)
-    help_ = cls.hparam_help
     return {
         "name": name,
-        "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+        "summary": cls.summary(),
         "paper": cls.paper,
-        "hparams": {k: {"default": v, "help": help_.get(k, "")} for k, v in method_hparams(name).items()},
+        "hparams": {k: {"default": hp.default, "help": hp.help} for k, hp in cls.declared().items()},
         "transforms": tuple(cls.transforms or TRANSFORMS) if cls.needs_teacher else (),
         "views": tuple(cls.views),
         "needs_teacher": cls.needs_teacher,

@@ -89,3 +89,13 @@ def standardize(
     # clamping keeps d sqrt / d var finite for constant vectors (var = 0); values above `tiny` are unchanged
     sd = var.clamp_min(torch.finfo(var.dtype).tiny).sqrt()
     return z / (sd + eps)
+
+
+def transform_pair(
+    student_logits: Tensor, teacher_logits: Tensor, transform: str = "none", std: str = "unbiased", eps: float = 1e-7
+) -> tuple[Tensor, Tensor]:
+    """``(f(z), f(v))``: the student's and the teacher's logits, upcast by :func:`as_float`, after the same logit
+    transform ``f`` (checked first, so a bad name fails before any compute). What every loss starts from."""
+    check_transform(transform, std)
+    return (standardize(as_float(student_logits), transform, std, eps),
+            standardize(as_float(teacher_logits), transform, std, eps))

@@ -56,80 +56,44 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lskd.losses.base import DistillationMethod
-from lskd.losses.kd import kl_per_sample
+from lskd.losses.base import CE_WEIGHT, KD_WEIGHT, TEMPERATURE, DistillationMethod
+from lskd.losses.kd import kl_per_sample, reduce_batch
 from lskd.losses.registry import register_method
-from lskd.losses.transforms import as_float, check_transform, standardize
+from lskd.losses.transforms import as_float, standardize, transform_pair
 
 
-def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
-    if reduction == "none":
-        return per_sample
-    if reduction == "mean":
-        return per_sample.mean()
-    raise ValueError(f"unknown reduction {reduction!r}; allowed: mean, none")
-
-
-def ttm_terms(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-) -> tuple[Tensor, Tensor]:
-    """Per-sample ``(KL(softmax(f(v)/T) ‖ softmax(f(z))), log w)``, ``w = Σ_k softmax(f(v))_k^(1/T)``, each ``(B,)``."""
-    check_transform(transform, std)
-    z = standardize(as_float(student_logits), transform, std, eps)
-    v = standardize(as_float(teacher_logits), transform, std, eps)
+def ttm_terms(student_logits: Tensor, teacher_logits: Tensor, temperature: float, transform: str = "none",
+              **logits: Any) -> tuple[Tensor, Tensor]:
+    """Per-sample ``(KL(softmax(f(v)/T) ‖ softmax(f(z))), log w)``, ``w = Σ_k softmax(f(v))_k^(1/T)``, each ``(B,)``
+    (``logits``: ``std``, ``eps`` of the transform)."""
+    z, v = transform_pair(student_logits, teacher_logits, transform, **logits)
     kl = kl_per_sample(F.log_softmax(v / temperature, dim=-1), F.log_softmax(z, dim=-1))
-    log_weight = torch.logsumexp(F.log_softmax(v, dim=-1) / temperature, dim=-1)
-    return kl, log_weight
+    return kl, log_power_sum(v, temperature)
 
 
-def ttm_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-    reduction: str = "mean",
-) -> Tensor:
+def log_power_sum(teacher_logits: Tensor, temperature: float) -> Tensor:
+    """``log Σ_k p_t,k^(1/T)`` per row with ``p_t = softmax(v)``: ``logsumexp(log_softmax(v) / T)`` (finite for any
+    logits, where ``softmax ** (1/T)`` underflows)."""
+    return torch.logsumexp(F.log_softmax(teacher_logits, dim=-1) / temperature, dim=-1)
+
+
+def ttm_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, transform: str = "none",
+             *, reduction: str = "mean", **logits: Any) -> Tensor:
     """``mean_i KL(softmax(f(v_i)/T) ‖ softmax(f(z_i)))``: the transformed teacher matched at student temperature 1."""
-    kl, _ = ttm_terms(student_logits, teacher_logits, temperature, transform, std=std, eps=eps)
-    return _reduce(kl, reduction)
+    kl, _ = ttm_terms(student_logits, teacher_logits, temperature, transform, **logits)
+    return reduce_batch(kl, reduction)
 
 
-def wttm_weights(
-    teacher_logits: Tensor,
-    temperature: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-) -> Tensor:
+def wttm_weights(teacher_logits: Tensor, temperature: float, transform: str = "none", **logits: Any) -> Tensor:
     """``(B,)`` WTTM sample weights ``w_i = Σ_k p_t,ik^(1/T)`` with ``p_t = softmax(f(v))`` (no batch normalisation)."""
-    check_transform(transform, std)
-    v = standardize(as_float(teacher_logits), transform, std, eps)
-    return torch.logsumexp(F.log_softmax(v, dim=-1) / temperature, dim=-1).exp()
+    return log_power_sum(standardize(as_float(teacher_logits), transform, **logits), temperature).exp()
 
 
-def wttm_loss(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    temperature: float,
-    transform: str = "none",
-    *,
-    std: str = "unbiased",
-    eps: float = 1e-7,
-    reduction: str = "mean",
-) -> Tensor:
+def wttm_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float, transform: str = "none",
+              *, reduction: str = "mean", **logits: Any) -> Tensor:
     """``mean_i w_i · KL(softmax(f(v_i)/T) ‖ softmax(f(z_i)))`` with the WTTM weights ``w_i``."""
-    kl, log_weight = ttm_terms(student_logits, teacher_logits, temperature, transform, std=std, eps=eps)
-    return _reduce(log_weight.exp() * kl, reduction)
+    kl, log_weight = ttm_terms(student_logits, teacher_logits, temperature, transform, **logits)
+    return reduce_batch(log_weight.exp() * kl, reduction)
 
 
 class _TransformedTeacherMatching(DistillationMethod):
@@ -137,45 +101,24 @@ class _TransformedTeacherMatching(DistillationMethod):
 
     paper = "Zheng, Yang. Knowledge Distillation Based on Transformed Teacher Matching. ICLR 2024"
     weighted: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        temperature: float,
-        ce_weight: float,
-        kd_weight: float,
-        **logits: Any,
-    ) -> None:
-        super().__init__(ce_weight=ce_weight, **logits)
-        self.temperature = self.positive("temperature", temperature)
-        self.kd_weight = self.non_negative("kd_weight", kd_weight)
+    hparams = {
+        "temperature": TEMPERATURE.at(10.0, "teacher-side temperature T = 1/γ (the power transform p_t^γ); the "
+                                            "student uses 1"),
+        "ce_weight": CE_WEIGHT,
+        "kd_weight": KD_WEIGHT.at(45.0, "weight β of the TTM term (KL without a T² factor)"),
+    }
 
     def forward(
         self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, epoch: int = 1
     ) -> dict[str, Tensor]:
         loss = wttm_loss if self.weighted else ttm_loss
-        return {
-            "ce": self.ce(student_logits, targets),
-            "kd": self.kd_weight
-            * loss(student_logits, teacher_logits, self.temperature, self.transform, std=self.std, eps=self.eps),
-        }
+        return {"ce": self.ce(student_logits, targets),
+                "kd": self.kd_weight * loss(student_logits, teacher_logits, self.temperature, **self.logit_args)}
 
 
 @register_method("ttm")
 class TTM(_TransformedTeacherMatching):
     """Transformed teacher matching: KL(softmax(f(v)/T) ‖ softmax(f(z))); returns ``{"ce", "kd"}``."""
-
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "temperature": "teacher-side temperature T = 1/γ (the power transform p_t^γ); the student uses 1",
-                   "kd_weight": "weight β of the TTM term (KL without a T² factor)"}
-
-    def __init__(
-        self,
-        temperature: float = 10.0,
-        ce_weight: float = 1.0,
-        kd_weight: float = 45.0,
-        **logits: Any,
-    ) -> None:
-        super().__init__(temperature, ce_weight, kd_weight, **logits)
 
 
 @register_method("wttm")
@@ -183,15 +126,7 @@ class WTTM(_TransformedTeacherMatching):
     """Weighted TTM: TTM with each sample weighted by Σ_k p_t,k^(1/T); returns ``{"ce", "kd"}``."""
 
     weighted = True
-    hparam_help = {**DistillationMethod.hparam_help,
-                   "temperature": "teacher-side temperature T = 1/γ (the power transform p_t^γ); the student uses 1",
-                   "kd_weight": "weight β of the WTTM term (per-sample weights Σ_k p_t,k^γ, not normalised)"}
-
-    def __init__(
-        self,
-        temperature: float = 5.0,
-        ce_weight: float = 1.0,
-        kd_weight: float = 4.0,
-        **logits: Any,
-    ) -> None:
-        super().__init__(temperature, ce_weight, kd_weight, **logits)
+    hparams = {
+        "temperature": _TransformedTeacherMatching.hparams["temperature"].at(5.0),
+        "kd_weight": KD_WEIGHT.at(4.0, "weight β of the WTTM term (per-sample weights Σ_k p_t,k^γ, not normalised)"),
+    }

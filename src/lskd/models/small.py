@@ -43,14 +43,8 @@ class PlainCNN(GapClassifier):
 
     head_path = "fc"
 
-    def __init__(
-        self,
-        width: int = 8,
-        depth: int = 3,
-        num_classes: int = 10,
-        in_chans: int = 1,
-        drop_rate: float = 0.0,
-    ) -> None:
+    def __init__(self, width: int = 8, depth: int = 3, num_classes: int = 10, in_chans: int = 1,
+                 drop_rate: float = 0.0) -> None:
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError("width and depth must be positive")
