@@ -10,7 +10,7 @@ from pipeline import HAS_FASHION_MNIST, copy_workflow, run_snakemake
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
-    """The smoke config run locally through Snakemake once per session (tests/test_workflow.py, test_slurm.py)."""
+    """The smoke config run locally through Snakemake once per session (tests/workflow/test_workflow.py, test_slurm.py)."""
     if not HAS_FASHION_MNIST:
         pytest.skip("needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")
     work = copy_workflow(tmp_path_factory.mktemp("smoke"))

@@ -1,4 +1,4 @@
-"""Run under ``torchrun --nproc_per_node 2`` by tests/test_distributed.py: one DDP step of a KD student.
+"""Run under ``torchrun --nproc_per_node 2`` by tests/engine/test_distributed.py: one DDP step of a KD student.
 
 Every rank builds the same student, its BatchNorm layers swapped for GroupNorm (per-image normalisation, so a
 share of the batch is normalised exactly as in the whole batch; SyncBatchNorm, the trainer's option for this,

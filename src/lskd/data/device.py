@@ -9,7 +9,7 @@ copy of float images.
 Same images as the per-image path. Each item's random parameters are drawn on the CPU exactly as
 :class:`lskd.data.registry.ViewDataset` draws them: from a generator seeded by ``(augment seed, index, view)`` and in
 the view's op order (``op.draw``), so for the same seeds both paths give the same pixels, bit for bit
-(``tests/test_device_data.py`` runs this module on CPU tensors against the DataLoader path). The draws are a few
+(``tests/data/test_device_data.py`` runs this module on CPU tensors against the DataLoader path). The draws are a few
 scalar RNG calls per image; on a GPU they overlap with the previous batch's kernels, which run asynchronously.
 
 Covered views: ``train`` and ``eval`` of the in-memory datasets (their ops are a padded crop, a flip and the

@@ -184,7 +184,7 @@ def cutout() -> v2.RandomErasing:
 # ---------------------------------------------------------------- FixMatch-style strong view (official MLKD)
 # The image travels as a uint8 H x W x C numpy array. Each op takes it and a value drawn uniformly in [low, high]
 # (ops without a magnitude ignore it). The official code calls PIL for every op; here the histogram/LUT ops are
-# numpy re-implementations of PIL's ImageOps functions with the same output (tests/test_mlkd.py compares them;
+# numpy re-implementations of PIL's ImageOps functions with the same output (tests/losses/test_mlkd.py compares them;
 # PIL builds their lookup tables in Python, 80-200 us per call on 32 px), the others call PIL as it does
 # (NEAREST resampling, black fill, shear and translate about the top-left origin, rotation about the centre).
 def _pil_image(a: np.ndarray) -> Image.Image:

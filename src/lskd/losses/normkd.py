@@ -35,7 +35,7 @@ for every sample and NormKD collapses to KD with logit standardization (``kd`` w
 T_norm``) up to the constant factor: the per-sample weight becomes ``T_norm²``. Those rows would duplicate ``kd``
 and are refused.
 
-Properties (tests/test_method_normkd.py): the loss is invariant to any per-sample positive affine map of the
+Properties (tests/losses/test_method_normkd.py): the loss is invariant to any per-sample positive affine map of the
 student's logits; scaling both sides of sample ``i`` by ``a_i > 0`` leaves the KL unchanged and multiplies the
 weight ``(T^t_i)²``, hence that sample's loss, by ``a_i²``.
 

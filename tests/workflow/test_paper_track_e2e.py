@@ -25,7 +25,7 @@ from lskd.cli import main as lskd_main
 from lskd.teachers import read_lock
 from lskd.workflow import Experiment, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 MEMBERS = {"resnet32x4": "cifar_teachers/resnet32x4_vanilla/ckpt_epoch_240.pth",
            "wrn_40_2": "cifar_teachers/wrn_40_2_vanilla/ckpt_epoch_240.pth"}

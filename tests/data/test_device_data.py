@@ -121,7 +121,7 @@ def test_a_run_on_the_device_path_equals_the_dataloader_run(tmp_path):
 def test_the_config_refuses_the_device_path_where_it_cannot_apply():
     """``execution.data_path: device`` with MLKD (a per-image strong view) fails before any job, naming the key;
     without MLKD it is accepted and reaches every run spec."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     raw = yaml.safe_load((root / "configs/smoke.yaml").read_text())
     raw["execution"]["data_path"] = "device"
     schema = root / "workflow/schemas/config.schema.yaml"

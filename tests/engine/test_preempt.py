@@ -2,7 +2,7 @@
 
 The signal is a real SIGTERM sent to this process while the trainer is inside an epoch (just before a chosen
 optimiser step), so the installed handler, the checkpoint at that step and the resume path all run as they do
-under SLURM. tests/test_reliability.py does the same to a separate `lskd distill` process at a random moment.
+under SLURM. tests/engine/test_reliability.py does the same to a separate `lskd distill` process at a random moment.
 """
 
 from __future__ import annotations

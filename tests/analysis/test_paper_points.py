@@ -23,7 +23,7 @@ from lskd.report.figures_common import Results
 from lskd.report.render import _paper_points, paper_md, paper_points_md, render_html
 from lskd.workflow import Experiment, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 PAIRS = [("resnet32x4", "resnet8x4"), ("resnet56", "resnet20")]
 #: An extra rule that moves one official row off its setting: DKD + LS of resnet32x4 → resnet8x4 at lr 0.1.

@@ -10,7 +10,7 @@ import yaml
 from lskd.engine import RunSpec
 from lskd.workflow import ConfigError, Experiment, fmt_num, load_config, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
 

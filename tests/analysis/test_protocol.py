@@ -21,7 +21,7 @@ from lskd.engine.trainer import train_one
 from lskd.models import SMALL_MODELS
 from lskd.workflow import ConfigError, Experiment, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 TEACHER_ARCH, STUDENT_ARCH = SMALL_MODELS[0], SMALL_MODELS[1]
 

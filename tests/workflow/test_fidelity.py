@@ -22,7 +22,7 @@ from lskd.analysis.official import compare_cells, official_settings
 from lskd.workflow import ConfigError, Experiment, validate_config
 from lskd.workflow.cells import cells_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 NAMES = {"ShuffleV2": "shufflenet_v2", "MobileNetV2": "mobilenet_v2", "ResNet50": "resnet50"}
 

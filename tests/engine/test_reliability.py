@@ -41,7 +41,7 @@ def _distill(teacher: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGKILL], ids=["SIGKILL"])  # SIGTERM: tests/test_preempt.py, test_distributed.py
+@pytest.mark.parametrize("sig", [signal.SIGKILL], ids=["SIGKILL"])  # SIGTERM: tests/engine/test_preempt.py, test_distributed.py
 def test_killed_distillation_resumes_to_identical_metrics(tmp_path, teacher, sig):
     full = tmp_path / "full"
     subprocess.run(_distill(teacher, full), check=True, capture_output=True)
@@ -132,7 +132,7 @@ def test_a_crafted_checkpoint_with_a_forged_manifest_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ the whole pipeline killed and rerun
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_PIPELINE = """
 title: kill test
 results: results

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from lskd.engine.distributed import SINGLE, Context, loss_scale, rank_slice
 from lskd.models import SMALL_STUDENT, SMALL_TEACHER
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/: the worker scripts
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 COMMON = ["--dataset", "digits", "--train-subset", "600", "--test-subset", "201", "--batch-size", "32",
           "--threads", "1", "--no-progress", "--seed", "3"]

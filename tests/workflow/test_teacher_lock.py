@@ -39,7 +39,7 @@ from lskd.teachers import (
 )
 from lskd.workflow import ConfigError, Experiment, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 RECORDED_MEMBER_SHA = "22aa12e2b632b19ddde155ccf2388671842ddd304824b3095e0a7fff364beb4f"
 

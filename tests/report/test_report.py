@@ -37,7 +37,7 @@ CONFIG = {
     "grid": {"methods": ["kd", "ctkd"], "transforms": ["none", "zscore"], "temperatures": [1, 4],
              "kd_weights": [0.9, 9], "seeds": [0, 1]},
 }
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: Figures the digits fixture cannot support: it has one teacher, so teacher size is not applicable.
 NOT_DRAWN = {f"{CLAIM_PREFIX}teacher_size"}
 DRAWN = [name for name in FIGURES if name not in NOT_DRAWN]

@@ -26,7 +26,7 @@ from lskd.engine.trainer import OutputNotWritableError, TeacherMismatchError
 from lskd.models import SMALL_STUDENT, SMALL_TEACHER
 from lskd.workflow import ConfigError, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
 

@@ -46,7 +46,7 @@ from lskd.teachers import ChecksumMissingError, load_records, resolve_checksums
 from lskd.teachers import main as teachers_main
 from lskd.workflow import ConfigError, Experiment, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 MDISTILLER_URL = "https://github.com/megvii-research/mdistiller/releases/download/checkpoints/cifar_teachers.tar"
 MEMBER = "cifar_teachers/resnet32x4_vanilla/ckpt_epoch_240.pth"

@@ -17,7 +17,7 @@ from pipeline import HAS_FASHION_MNIST, copy_workflow, run_snakemake, snakemake_
 from lskd.losses import registry
 from lskd.models import SMALL_STUDENT, SMALL_TEACHER
 
-PLUGINS = Path(__file__).resolve().parent / "plugins"
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 
 
 def _env() -> dict[str, str]:
