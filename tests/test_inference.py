@@ -52,7 +52,8 @@ def test_t_interval_one_seed_has_none_and_equal_seeds_have_zero_width():
 @pytest.mark.parametrize("n", [3, 5])
 def test_t_interval_covers_95_percent_on_simulated_seeds(n):
     """4,000 simulated studies of n normal per-seed differences (true mean 0.3, sd 0.8): the interval holds the true
-    mean in 95% ± 4 binomial standard errors of them (a seed-only percentile bootstrap covers ~75% at n = 3)."""
+    mean in 95% ± 4 binomial standard errors of them (the seed-only percentile bootstrap it replaces covered about
+    50%, 75% and 84% at n = 2, 3, 5 in 600 such studies each)."""
     rng = np.random.default_rng(20260 + n)
     sims, mu = 4000, 0.3
     draws = rng.normal(mu, 0.8, size=(sims, n))
