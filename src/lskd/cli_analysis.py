@@ -41,7 +41,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="the workflow config (YAML), validated: with it (or --config-json) "
                    "official.csv compares each official setting with its cells; without, it is not written")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
-    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples for the paired intervals")
+    p.add_argument("--smallest-effect", type=float,
+                   help="smallest effect of interest δ of the headline verdicts, points of top-1 (default: the "
+                        "config's analysis.smallest_effect, else lskd.analysis.inference.DEFAULT_SMALLEST_EFFECT)")
     p = sub.add_parser("claims", help="audit the paper's explanation (logit shift, variance match, relations, "
                        "authentic evaluation, teacher size, effective temperature) on the runs")
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
@@ -195,8 +197,12 @@ def _tables(args: argparse.Namespace) -> int:
         paper_points,
         run_summary,
     )
+    from lskd.analysis.inference import read_correct
+    from lskd.workflow.config import smallest_effect
 
     runs = read_runs(args.runs_csv)
+    config = _config(args)
+    delta = smallest_effect(config) if args.smallest_effect is None else args.smallest_effect
     summaries = []
     finished = runs[runs["status"] != "diverged"] if "status" in runs else runs
     for record in finished.to_dict("records"):  # a diverged run has no logits; a collapsed one is not summarised
@@ -205,13 +211,12 @@ def _tables(args: argparse.Namespace) -> int:
                 and record.get("status", "ok") == "ok"):
             summaries.append(run_summary(record["run_dir"], stats, record))
     tables = {
-        "headline": headline_table(runs, n_boot=args.n_boot),
+        "headline": headline_table(runs, smallest_effect=delta, correct=read_correct),
         "grid": grid_table(runs),
         "logit_summary": logit_summary_table(summaries, level="setting"),
         "logit_runs": logit_summary_table(summaries, level="run"),
         "paper_comparison": paper_comparison(runs),
     }
-    config = _config(args)
     if config is not None:
         tables["official"] = paper_points(runs, config)
     else:

@@ -331,7 +331,7 @@ def synthetic_runs() -> pd.DataFrame:
 
 
 def test_headline_table_selection_means_and_paired_difference(synthetic_runs):
-    h = headline_table(synthetic_runs, n_boot=2000)
+    h = headline_table(synthetic_runs)
     assert list(h["transform"]) == ["none", "zscore"]
     none, z = h.iloc[0], h.iloc[1]
     assert (none["temperature"], none["kd_weight"], none["n_settings"]) == (4.0, 0.9, 2)
@@ -341,14 +341,17 @@ def test_headline_table_selection_means_and_paired_difference(synthetic_runs):
     assert z["last_top1_mean"] == pytest.approx(76.75) and z["best_top1_mean"] == pytest.approx(77.15)
     # paired by seed: seed 0: 76.0 - 73.0 = 3.0, seed 1: 77.5 - 74.0 = 3.5
     assert z["diff_last_mean"] == pytest.approx(3.25) and z["diff_n"] == 2
-    assert (z["diff_last_lo"], z["diff_last_hi"]) == (pytest.approx(3.0), pytest.approx(3.5))
+    half = 12.7062047361747 * 0.25  # Student t, 1 df, 97.5% quantile × s/√2 (s = 0.5/√2)
+    assert (z["diff_last_lo"], z["diff_last_hi"]) == (pytest.approx(3.25 - half), pytest.approx(3.25 + half))
     assert z["diff_best_mean"] == pytest.approx(((76.4 - 73.5) + (77.9 - 74.5)) / 2)
-    assert z["diff_last"] == "+3.25 [+3.00, +3.50]"
+    assert z["diff_last"] == "+3.25 [+0.07, +6.43]"
+    assert z["verdict"] == "descriptive" and pd.isna(z["p_zero"]) and pd.isna(z["p_verdict_holm"])
+    assert z["delta"] == 0.5 and none["verdict"] == ""
     assert pd.isna(none["diff_last_mean"])
     assert "test set" in z["selection"]
     assert z["teacher_top1_mean"] == 79.0 and z["teacher_top1_n"] == 1
     assert z["baseline_last_top1_mean"] == pytest.approx(72.5) and z["baseline_best_top1_mean"] == pytest.approx(73.0)
-    pd.testing.assert_frame_equal(headline_table(synthetic_runs.iloc[::-1], n_boot=2000), h)
+    pd.testing.assert_frame_equal(headline_table(synthetic_runs.iloc[::-1]), h)
 
 
 def test_grid_table(synthetic_runs):

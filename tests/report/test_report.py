@@ -84,7 +84,7 @@ def write_tables(results: Path, dirs: list[Path]) -> None:
     summaries = [run_summary(r["run_dir"], Path(r["run_dir"]) / "logit_stats.safetensors", record=r)
                  for r in runs.to_dict("records")]
     claims, claims_runs = audit_runs(runs, AuditConfig(n_boot=2000, n_boot_samples=500))
-    tables = {"runs": runs, "headline": headline_table(runs, n_boot=2000), "grid": grid_table(runs),
+    tables = {"runs": runs, "headline": headline_table(runs), "grid": grid_table(runs),
               "logit_summary": logit_summary_table(summaries, level="setting"), "paper_comparison": paper_comparison(runs),
               "claims": claims, "claims_runs": claims_runs}
     (results / "tables").mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def derived_results(results: Path, out: Path, *, validation: bool) -> Path:
     runs = pd.read_csv(src / "runs.csv")
     if validation:
         runs = validation_runs(runs)
-        tables = {"runs": runs, "headline": headline_table(runs, n_boot=2000), "grid": grid_table(runs)}
+        tables = {"runs": runs, "headline": headline_table(runs), "grid": grid_table(runs)}
     else:
         tables = {name: pd.read_csv(src / f"{name}.csv").drop(columns=cols) for name, cols in NEW_COLUMNS.items()}
     for name, df in tables.items():

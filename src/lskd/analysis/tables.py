@@ -2,7 +2,8 @@
 
 Reporting rules (DESIGN.md): last-epoch top-1 is the headline, best-epoch a second column; every number over
 seeds is mean ± std (ddof=1) with n; every transform-vs-raw comparison is a paired difference over seeds with a
-percentile-bootstrap 95% interval. A setting is the DESIGN's cell minus the seed, so other hyper-parameters must
+Student-t 95% interval, tests against a smallest effect of interest δ, Holm-adjusted over the headline, a verdict
+(``descriptive`` below 3 seeds) and per-seed exact McNemar tests (:mod:`lskd.analysis.inference`). A setting is the DESIGN's cell minus the seed, so other hyper-parameters must
 be fixed per method: duplicate seeds within one setting raise ``ValueError``. Cells that do not apply (the
 difference on the reference row, a teacher that was not collected) are empty.
 
@@ -24,14 +25,15 @@ an interval of the headline. An arm without a healthy setting is a headline row 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lskd.analysis import inference
 from lskd.analysis.paper import PAPER_PROTOCOL, paper_ablation, paper_main_rows, to_paper_model
-from lskd.analysis.stats import fmt_ci, fmt_mean_std, mean_std_n, paired_bootstrap_ci
+from lskd.analysis.stats import fmt_ci, fmt_mean_std, mean_std_n
 
 PAIR = ["dataset", "teacher", "student"]
 GROUP = [*PAIR, "method"]
@@ -49,6 +51,13 @@ NO_HEALTHY = "no healthy setting"
 NO_HEALTHY_CONFIRM = "no healthy stage-2 run"
 OURS_SOURCE = "this run"
 
+#: The headline's inference on the last-epoch difference (:func:`_paired`, :func:`_verdicts`).
+INFERENCE_COLUMNS: list[str] = [
+    "delta", "p_zero", "p_min_effect", "p_equivalence", "p_min_effect_holm", "p_equivalence_holm",
+    "p_verdict_holm", "verdict", "mcnemar", "mcnemar_n_sig", "mcnemar_max_p", "mcnemar_seeds",
+]
+#: Per-sample correctness and targets of a run folder (:func:`lskd.analysis.inference.read_correct`).
+CorrectFn = Callable[[str], tuple[np.ndarray, np.ndarray]]
 _SUMMARY = lambda p: [f"{p}_mean", f"{p}_std", f"{p}_n", p]  # noqa: E731
 #: Column order of :func:`headline_table` (stable even when no row has a difference or a reference run).
 HEADLINE_COLUMNS: list[str] = [
@@ -58,6 +67,7 @@ HEADLINE_COLUMNS: list[str] = [
     "effective_temperature_mean",
     "diff_vs", "diff_n", "diff_degenerate", "diff_last_mean", "diff_last_lo", "diff_last_hi", "diff_last",
     "diff_best_mean", "diff_best_lo", "diff_best_hi", "diff_best",
+    *INFERENCE_COLUMNS,
     *_SUMMARY("teacher_top1"), *_SUMMARY("baseline_last_top1"), *_SUMMARY("baseline_best_top1"),
 ]
 
@@ -180,19 +190,52 @@ def _match(runs: pd.DataFrame, **eq: Any) -> pd.DataFrame:
     return runs[mask]
 
 
-def _paired(sub: pd.DataFrame, ref: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
-    m = sub[["seed", "last_top1", "best_top1"]].merge(ref[["seed", "last_top1", "best_top1"]], on="seed",
-                                                      suffixes=("", "_ref"))
-    out: dict[str, Any] = {"diff_vs": REFERENCE_TRANSFORM, "diff_n": len(m), "diff_degenerate": len(m) <= 1}
+def _paired(sub: pd.DataFrame, ref: pd.DataFrame, delta: float, correct: CorrectFn | None) -> dict[str, Any]:
+    """The paired difference to the reference over common seeds: t intervals (last and best epoch), the tests of
+    the last-epoch difference (from :data:`~lskd.analysis.inference.MIN_SEEDS` seeds) and per-seed McNemar."""
+    cols = ["seed", "last_top1", "best_top1", "run_dir"]
+    m = sub[cols].merge(ref[cols], on="seed", suffixes=("", "_ref")).sort_values("seed")
+    out: dict[str, Any] = {"diff_vs": REFERENCE_TRANSFORM, "diff_n": len(m), "diff_degenerate": len(m) <= 1,
+                           "delta": delta}
     for what in ("last", "best"):
         if len(m) == 0:
             out.update({f"diff_{what}_mean": np.nan, f"diff_{what}_lo": np.nan, f"diff_{what}_hi": np.nan,
                         f"diff_{what}": ""})
             continue
-        ci = paired_bootstrap_ci(m[f"{what}_top1"] - m[f"{what}_top1_ref"], n_boot=n_boot, seed=seed)
+        ci = inference.t_interval(m[f"{what}_top1"] - m[f"{what}_top1_ref"])
         out.update({f"diff_{what}_mean": ci.mean, f"diff_{what}_lo": ci.lo, f"diff_{what}_hi": ci.hi,
-                    f"diff_{what}": fmt_ci(ci.mean, ci.lo, ci.hi)})
+                    f"diff_{what}": fmt_ci(ci.mean, ci.lo, ci.hi) if ci.n > 1 else f"{ci.mean:+.2f} (n=1)"})
+    if len(m) >= inference.MIN_SEEDS:
+        d = m["last_top1"] - m["last_top1_ref"]
+        out.update(p_zero=inference.paired_t_p(d), p_min_effect=inference.min_effect_p(d, delta),
+                   p_equivalence=inference.equivalence_p(d, delta))
+    if correct is not None and len(m):
+        tests = []
+        for r in m.itertuples(index=False):
+            (a, targets), (b, targets_ref) = correct(r.run_dir), correct(r.run_dir_ref)
+            if not np.array_equal(targets, targets_ref):
+                raise ValueError(f"seed {r.seed}: {r.run_dir} and {r.run_dir_ref} were scored on different samples")
+            tests.append(inference.mcnemar_exact(a, b))
+        out.update(mcnemar=inference.mcnemar_summary(tests),
+                   mcnemar_n_sig=sum(t.p < inference.ALPHA for t in tests), mcnemar_max_p=max(t.p for t in tests),
+                   mcnemar_seeds="; ".join(f"seed {s}: b={t.b} c={t.c} p={inference.fmt_p(t.p)}"
+                                           for s, t in zip(m["seed"], tests)))
     return out
+
+
+def _verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Holm-adjusted p-values and the verdict of every comparison. The family is the whole table (one report):
+    the minimum-effect and the equivalence test of each comparison with at least ``MIN_SEEDS`` seeds."""
+    compared = table["diff_n"].fillna(0) > 0
+    k = len(table)
+    adjusted = inference.holm(np.concatenate([table["p_min_effect"].to_numpy(float),
+                                              table["p_equivalence"].to_numpy(float)]))
+    table = table.assign(p_min_effect_holm=adjusted[:k], p_equivalence_holm=adjusted[k:])
+    table["p_verdict_holm"] = table[["p_min_effect_holm", "p_equivalence_holm"]].min(axis=1, skipna=False)
+    table["verdict"] = [inference.verdict(int(r.diff_n), r.diff_last_mean, r.p_min_effect_holm,
+                                          r.p_equivalence_holm) if c else ""
+                        for r, c in zip(table.itertuples(index=False), compared)]
+    return table
 
 
 def _reference_columns(runs: pd.DataFrame, dataset: Any, teacher: Any, student: Any) -> dict[str, Any]:
@@ -205,20 +248,29 @@ def _reference_columns(runs: pd.DataFrame, dataset: Any, teacher: Any, student: 
     }
 
 
-def headline_table(runs: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+def headline_table(runs: pd.DataFrame, *, smallest_effect: float = inference.DEFAULT_SMALLEST_EFFECT,
+                   correct: CorrectFn | None = None) -> pd.DataFrame:
     """One row per (dataset, teacher, student, method, transform) with the selected setting.
 
     Columns: the keys; ``temperature``, ``kd_weight`` (selected), ``n_settings``, ``selection`` (how it was
     chosen: on the test set, as in the paper); ``last_top1_{mean,std,n}`` (headline) and ``best_top1_*`` with
     formatted ``last_top1``/``best_top1`` ("76.62 ± 0.21 (n=4)"); ``effective_temperature_mean`` (CTKD's learned
     T); for transforms other than ``none``: the paired difference to the selected ``none`` setting over common
-    seeds, ``diff_{last,best}_{mean,lo,hi}`` (bootstrap 95% interval, ``n_boot`` resamples, generator ``seed``),
-    ``diff_n``, ``diff_degenerate`` (n = 1); teacher top-1 (role ``teacher``, same dataset and teacher,
-    last epoch) and CE baseline (role ``baseline``, same dataset and student) last/best top-1 as mean ± std (n).
+    seeds, ``diff_{last,best}_{mean,lo,hi}`` (Student-t 95% interval; none for n = 1), ``diff_n``,
+    ``diff_degenerate`` (n = 1); on the last-epoch difference (:mod:`lskd.analysis.inference`): ``delta`` (the
+    smallest effect of interest ``smallest_effect``, points), from 3 seeds ``p_zero`` (t-test of no difference),
+    ``p_min_effect`` (|μ| ≤ δ), ``p_equivalence`` (|μ| ≥ δ), their Holm adjustments over the table and
+    ``p_verdict_holm`` (the smaller one), ``verdict`` (better, worse, equivalent, inconclusive; descriptive below
+    3 seeds); with ``correct`` (run folder → per-sample correctness and targets, e.g.
+    :func:`~lskd.analysis.inference.read_correct`) the exact McNemar test of each seed: ``mcnemar`` ("3/3 seeds
+    p<0.05 (max p 0.012)"), ``mcnemar_n_sig``, ``mcnemar_max_p``, ``mcnemar_seeds`` (b, c, p per seed); teacher
+    top-1 (role ``teacher``, same dataset and teacher, last epoch) and CE baseline (role ``baseline``, same dataset and student) last/best top-1 as mean ± std (n).
     """
     sel = selected_runs(runs)
     protocol = protocol_of(runs)
     rows = []
+    if correct is not None:
+        correct = _cached(correct)
     sweep = sweep_runs(runs)
     for key, arms in sweep.groupby(GROUP, dropna=False, sort=False):
         keys = _key_dict(GROUP, key)
@@ -246,10 +298,16 @@ def headline_table(runs: pd.DataFrame, *, n_boot: int = 10_000, seed: int = 0) -
             row["n"] = row.pop("last_top1_n")
             row["effective_temperature_mean"] = float(sub["effective_temperature"].mean())
             if t != REFERENCE_TRANSFORM and REFERENCE_TRANSFORM in by_t:
-                row.update(_paired(sub, by_t[REFERENCE_TRANSFORM], n_boot, seed))
+                row.update(_paired(sub, by_t[REFERENCE_TRANSFORM], smallest_effect, correct))
             row.update(refs)
             rows.append(row)
-    return _sorted(pd.DataFrame(rows, columns=HEADLINE_COLUMNS), [*GROUP, "transform"])
+    return _verdicts(_sorted(pd.DataFrame(rows, columns=HEADLINE_COLUMNS), [*GROUP, "transform"]))
+
+
+def _cached(correct: CorrectFn) -> CorrectFn:
+    """``correct`` reading each run folder once (a raw run is the reference of several transforms)."""
+    seen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    return lambda run_dir: seen[run_dir] if run_dir in seen else seen.setdefault(run_dir, correct(run_dir))
 
 
 def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from lskd.analysis import PAPER_PROTOCOL, SELECTION_NOTE, paper_context_table
 from lskd.analysis.claim_verdicts import VERDICTS
 from lskd.analysis.claims import CLAIMS
+from lskd.analysis.inference import DESCRIPTIVE, MIN_SEEDS, fmt_p
 from lskd.analysis.official import official_settings
 from lskd.analysis.tables import NO_HEALTHY, NO_HEALTHY_CONFIRM
 from lskd.engine.io import write_text
@@ -124,18 +125,30 @@ def _with_defaults(df: pd.DataFrame, defaults: dict[str, Any]) -> pd.DataFrame:
     return df.assign(**{name: column(df, name, value) for name, value in defaults.items()})
 
 
+def _verdict_cell(row: Any) -> str:
+    """``"equivalent (δ 0.50, Holm p 0.030)"``, ``"descriptive (n < 3)"``; empty without a comparison (or in a
+    headline written before verdicts existed)."""
+    label = row.get("verdict")
+    if is_missing(label) or not str(label):
+        return ""
+    if label == DESCRIPTIVE:
+        return f"{label} (n < {MIN_SEEDS})"
+    return f"{label} (δ {_num(row.get('delta'))}, Holm p {fmt_p(float(row.get('p_verdict_holm', float('nan'))))})"
+
+
 def headline_md(df: pd.DataFrame) -> Markup:
-    """The headline table: one row per arm with its setting, accuracies, paired differences and status."""
-    df = _with_defaults(df, {"status": "ok", "n_unhealthy": 0})
+    """The headline table: one row per arm with its setting, accuracies, paired differences (t intervals), the
+    verdict against the smallest effect of interest, the per-seed McNemar summary and the status."""
+    df = _with_defaults(df, {"status": "ok", "n_unhealthy": 0, "verdict": "", "mcnemar": ""})
     header = ["pair", "method", "logits", "T", "w", "settings", "n", "last top-1", "best top-1",
-              "vs raw, last [95% CI]", "vs raw, best [95% CI]", "status"]
+              "vs raw, last [95% t CI]", "vs raw, best [95% t CI]", "verdict", "McNemar per seed", "status"]
     rows = []
     for _, r in df.iterrows():
         ok = r["status"] == "ok"
         rows.append([_pair(r), method_label(r["method"]), transform_label(r["transform"]),
                      _temperature(r) if ok else "—", fmt_num(r["kd_weight"]) if ok else "—", r["n_settings"],
                      r["n"], r["last_top1"] if ok else "—", r["best_top1"] if ok else "—", r.get("diff_last"),
-                     r.get("diff_best"), _status_cell(r)])
+                     r.get("diff_best"), _verdict_cell(r), r.get("mcnemar"), _status_cell(r)])
     return md_table(rows, header)
 
 
@@ -446,10 +459,12 @@ def _pair_sentences(res: Results, h: pd.DataFrame, pair: tuple[str, str, str], v
         raw = h[(h["method"] == r["method"]) & (h["transform"] == "none")]
         lo, hi = r["diff_last_lo"], r["diff_last_hi"]
         verdict["above" if lo > 0 else "below" if hi < 0 else "spans"] += 1
+        interval = "no interval" if is_missing(lo) else f"95% interval [{lo:+.2f}, {hi:+.2f}]"
+        label = _verdict_cell(r)
         sentences.append(
             f"{method_label(r['method'])} {transform_label(r['transform'])} − raw = {r['diff_last_mean']:+.2f} "
-            f"points, 95% interval [{lo:+.2f}, {hi:+.2f}] (n={int(r['diff_n'])} paired seeds; "
-            f"{raw['last_top1_mean'].iloc[0]:.2f}% → {r['last_top1_mean']:.2f}%)")
+            f"points, {interval} (n={int(r['diff_n'])} paired seeds; "
+            f"{raw['last_top1_mean'].iloc[0]:.2f}% → {r['last_top1_mean']:.2f}%)" + (f", {label}" if label else ""))
     return sentences
 
 

@@ -295,3 +295,12 @@ def check_config(config: dict[str, Any], *, check_data: bool = True) -> None:
     """All checks beyond the schema (assumes defaults were filled in)."""
     check_structure(config)
     check_runtime(config, check_data=check_data)
+
+
+def smallest_effect(config: dict[str, Any] | None) -> float:
+    """The smallest effect of interest δ of the headline verdicts (points of top-1): ``analysis.smallest_effect``,
+    else :data:`lskd.analysis.inference.DEFAULT_SMALLEST_EFFECT` (the schema's default, for a config that was not
+    validated or no config)."""
+    from lskd.analysis.inference import DEFAULT_SMALLEST_EFFECT
+
+    return float(((config or {}).get("analysis") or {}).get("smallest_effect", DEFAULT_SMALLEST_EFFECT))
