@@ -29,6 +29,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="one row per finished run: metrics, labels, timing -> CSV")
     p.add_argument("runs", nargs="+", type=Path, help="finished run folders")
     p.add_argument("--out", type=Path, required=True, help="CSV to write (e.g. results/tables/runs.csv)")
+    p.add_argument("--not-converged-share", type=_share, default="default",
+                   help="the run-health check's not-converged threshold (the config's health.not_converged_share; "
+                        "'none' switches the check off; default: lskd.analysis.health.NOT_CONVERGED_SHARE)")
     p = sub.add_parser("select", help="stage 1 -> 2 of the validation protocol: each arm's setting chosen on the "
                        "validation split (reads only the stage-1 cells' metrics.json)")
     g = p.add_mutually_exclusive_group(required=True)
@@ -146,12 +149,24 @@ def _logit_stats(args: argparse.Namespace) -> int:
 
 def _collect(args: argparse.Namespace) -> int:
     from lskd.analysis import collect_runs
+    from lskd.analysis.health import NOT_CONVERGED_SHARE
     from lskd.engine.io import write_text
 
-    runs = store_paths(collect_runs(args.runs), results_of(args.out))  # folders relative to the results folder
+    share = NOT_CONVERGED_SHARE if args.not_converged_share == "default" else args.not_converged_share
+    runs = store_paths(collect_runs(args.runs, not_converged_share=share), results_of(args.out))  # folders relative to the results folder
     write_text(args.out, runs.to_csv(index=False))
     print(f"{len(runs)} runs -> {args.out}", file=sys.stderr)
     return 0
+
+
+def _share(text: str) -> float | str | None:
+    """``--not-converged-share``: a number in [0, 1], or ``none`` (the check off)."""
+    if text in ("none", "default"):
+        return None if text == "none" else text
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] or 'none', got {text}")
+    return value
 
 
 def _config(args: argparse.Namespace) -> dict | None:
@@ -166,6 +181,7 @@ def _config(args: argparse.Namespace) -> dict | None:
 
 
 def _select(args: argparse.Namespace) -> int:
+    from lskd.analysis.health import configured_share, is_healthy
     from lskd.analysis.selection import SelectionError, read_stage1, select_settings
     from lskd.engine.io import write_text
     from lskd.workflow import Experiment
@@ -175,13 +191,14 @@ def _select(args: argparse.Namespace) -> int:
         raise SystemExit("lskd select: the config selects on the test set (protocol.selection: test); the "
                          "validation protocol's selection needs protocol.selection: validation")
     try:
-        selection = select_settings(read_stage1(exp.cells(), exp.results))
+        selection = select_settings(read_stage1(exp.cells(), exp.results,
+                                                not_converged_share=configured_share(exp.config)))
     except SelectionError as err:
         raise SystemExit(f"lskd select: {err}") from None
     write_text(args.out, selection.to_csv(index=False))
     for row in selection.itertuples(index=False):
         chosen = (f"T {row.temperature if row.temperature == row.temperature else 'learned'} w {row.kd_weight:g}: "
-                  f"val top-1 {row.val_top1_mean:.2f}% (n={row.n_seeds})" if row.status == "ok" else row.status)
+                  f"val top-1 {row.val_top1_mean:.2f}% (n={row.n_seeds})" if is_healthy(row.status) else row.status)
         print(f"{row.teacher} → {row.student} {row.method} {row.transform}: {chosen} "
               f"[{row.n_healthy_settings}/{row.n_settings} settings healthy]", file=sys.stderr)
     return 0
@@ -197,6 +214,7 @@ def _tables(args: argparse.Namespace) -> int:
         paper_points,
         run_summary,
     )
+    from lskd.analysis.health import DIVERGED, HEALTHY, is_healthy
     from lskd.analysis.inference import read_correct
     from lskd.workflow.config import smallest_effect
 
@@ -204,11 +222,11 @@ def _tables(args: argparse.Namespace) -> int:
     config = _config(args)
     delta = smallest_effect(config) if args.smallest_effect is None else args.smallest_effect
     summaries = []
-    finished = runs[runs["status"] != "diverged"] if "status" in runs else runs
-    for record in finished.to_dict("records"):  # a diverged run has no logits; a collapsed one is not summarised
+    finished = runs[runs["status"] != DIVERGED] if "status" in runs else runs
+    for record in finished.to_dict("records"):  # a diverged run has no logits; an unhealthy one is not summarised
         stats = ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
         if (record["role"] == "distill" and record.get("stage", "sweep") != "confirm"
-                and record.get("status", "ok") == "ok"):
+                and is_healthy(record.get("status", HEALTHY))):
             summaries.append(run_summary(record["run_dir"], stats, record))
     tables = {
         "headline": headline_table(runs, smallest_effect=delta, correct=read_correct),
@@ -238,12 +256,13 @@ def _write_tables(out_dir: Path, tables: dict) -> None:
 def _claims(args: argparse.Namespace) -> int:
 
     from lskd.analysis.claims import AuditConfig, audit_runs
+    from lskd.analysis.health import healthy_mask
 
     runs = read_runs(args.runs_csv)
     if "status" in runs:  # the explanation is tested on healthy runs only. Under the validation protocol the
         # reported students are stage 2's (test set); stage 1's share no seed with them, so a per-seed statistic
         # never mixes the validation split with the test set.
-        runs = runs[runs["status"] == "ok"]
+        runs = runs[healthy_mask(runs["status"])]
     for record in runs.to_dict("records"):
         ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
     claims, per_run = audit_runs(runs, AuditConfig(n_boot=args.n_boot, n_boot_samples=args.n_boot_samples))

@@ -1,5 +1,5 @@
 """The fair two-stage protocol: the held-out validation split, run health, recorded divergence, the selection
-step (ties, a collapsed arm, a missing cell) and the files it reads."""
+step (ties, an unhealthy arm, a missing cell) and the files it reads."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
-from lskd.analysis.health import collapse_threshold, run_status
+from lskd.analysis.health import chance_threshold, run_status
 from lskd.analysis.selection import NO_HEALTHY, SelectionError, read_stage1, select_settings
 from lskd.data import build_dataset
 from lskd.engine import DataSpec, OptimSpec, RunSpec, train
+from lskd.engine.io import write_tensors
 from lskd.engine.trainer import train_one
 from lskd.models import SMALL_MODELS
 from lskd.workflow import ConfigError, Experiment, validate_config
@@ -51,10 +53,10 @@ def torch_bincount(t):
 
 
 # ---------------------------------------------------------------- health
-def test_collapse_threshold_is_chance_plus_three_standard_errors():
+def test_chance_threshold_is_chance_plus_three_standard_errors():
     # 10 classes, 10,000 images: 10% + 3 * sqrt(0.1 * 0.9 / 10000) = 10.9%
-    assert collapse_threshold(10, 10_000) == pytest.approx(10.9)
-    assert run_status({"last": {"top1": 10.8}, "num_eval": 10_000}, 10) == "collapsed"
+    assert chance_threshold(10, 10_000) == pytest.approx(10.9)
+    assert run_status({"last": {"top1": 10.8}, "num_eval": 10_000}, 10) == "chance-level"
     assert run_status({"last": {"top1": 11.0}, "num_eval": 10_000}, 10) == "ok"
     assert run_status({"status": "diverged", "last": None}, 10) == "diverged"
 
@@ -124,12 +126,12 @@ def test_selection_takes_the_best_mean_and_breaks_ties_to_the_smaller_temperatur
     assert (sel["n_settings"] == 3).all() and (sel["status"] == "ok").all()
 
 
-def test_an_unhealthy_setting_is_never_chosen_and_a_fully_collapsed_arm_is_named():
+def test_an_unhealthy_setting_is_never_chosen_and_a_fully_unhealthy_arm_is_named():
     runs = _stage1([
-        ("mlkd", "none", 1.0, 1.0, 0, "val", "collapsed", 10.2),
-        ("mlkd", "none", 1.0, 1.0, 1, "val", "ok", 95.0),  # one collapsed seed disqualifies the setting
+        ("mlkd", "none", 1.0, 1.0, 0, "val", "chance-level", 10.2),
+        ("mlkd", "none", 1.0, 1.0, 1, "val", "ok", 95.0),  # one unhealthy seed disqualifies the setting
         ("mlkd", "none", 4.0, 1.0, 0, "val", "ok", 60.0), ("mlkd", "none", 4.0, 1.0, 1, "val", "ok", 61.0),
-        ("mlkd", "zscore", 0.5, 1.0, 0, "val", "collapsed", 10.0),
+        ("mlkd", "zscore", 0.5, 1.0, 0, "val", "single-class", 10.0),
         ("mlkd", "zscore", 2.0, 1.0, 0, "val", "diverged", float("nan")),
     ])
     sel = select_settings(runs).set_index("transform")
@@ -178,14 +180,20 @@ finally:
 
 
 def test_the_selection_step_reads_only_stage1_validation_metrics(tmp_path):
-    """No test-set accuracy can influence the choice: `lskd select` opens the stage-1 cells' metrics.json and
-    nothing else of the results tree (not a teacher, a baseline, a stage-2 run, a logits file or a table)."""
+    """No test-set accuracy can influence the choice: `lskd select` opens the stage-1 cells' metrics.json, and
+    their history.csv and validation logits for the run-health check, and nothing else of the results tree (not a
+    teacher, a baseline, a stage-2 run, a test logits file or a table)."""
     config = _validation_config(tmp_path)
     exp = Experiment(config)
     results = tmp_path / "results"
+    stage1 = set()
     for i, cell in enumerate(exp.cells()):
-        _fake_metrics(results / cell.path, 40.0 + i)
-        (results / cell.path / "val_logits.safetensors").write_bytes(b"planted")
+        run = results / cell.path
+        _fake_metrics(run, 40.0 + i)
+        (run / "history.csv").write_text(f"epoch,val_top1\n1,{40.0 + i}\n2,{40.0 + i}\n")
+        write_tensors(run / "val_logits.safetensors", {"logits": torch.eye(10).repeat(30, 1),
+                                                        "targets": torch.arange(300) % 10})
+        stage1 |= {(run / name).resolve() for name in ("metrics.json", "history.csv", "val_logits.safetensors")}
     for planted in ("runs/teachers/cnn_w24d4", "runs/baselines/cnn_w8d3/seed1",
                     "runs/confirm/cnn_w24d4__cnn_w8d3/kd/none/T2_w0.9/seed1"):
         _fake_metrics(results / planted, 99.0, split="test")
@@ -197,7 +205,7 @@ def test_the_selection_step_reads_only_stage1_validation_metrics(tmp_path):
     opened = {Path(p).resolve() for p in json.loads(log.read_text()) if str(results) in str(Path(p).resolve())}
     expected = {(results / c.path / "metrics.json").resolve() for c in exp.cells()}
     assert expected <= opened
-    assert opened - expected <= {out.resolve()} | {p for p in opened if p.name.startswith(".selection.csv")}
+    assert opened - stage1 <= {out.resolve()} | {p for p in opened if p.name.startswith(".selection.csv")}
     selection = pd.read_csv(out)
     arms = {(c.method, c.transform) for c in exp.cells()}  # one selection row per arm of the config
     assert len(selection) == len(arms) and set(selection["status"]) == {"ok"}

@@ -11,6 +11,7 @@ from pipeline import HAS_FASHION_MNIST, ROOT
 from pipeline import copy_workflow as _copy_workflow
 from pipeline import run_snakemake as _snakemake
 
+from lskd.analysis.health import STATUSES
 from lskd.workflow import SCHEMA, Experiment, validate_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not HAS_FASHION_MNIST, reason="needs Fashion-MNIST (apt-get install dataset-fashion-mnist)")]
@@ -38,7 +39,7 @@ def test_smoke_pipeline_produces_every_table(smoke_run):
     assert set(confirm["seed"]) == {1, 2, 3} and not set(confirm["seed"]) & set(sweep["seed"])
     assert len(runs) == 1 + 3 + len(sweep) + len(confirm)
     assert set(runs["role"]) == {"teacher", "baseline", "distill"}
-    assert set(runs["status"]) <= {"ok", "collapsed", "diverged"}
+    assert set(runs["status"]) <= set(STATUSES)
     ok = runs[runs["status"] != "diverged"]
     assert ok[["last_top1", "best_top1"]].notna().all().all()
     for name in ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison"):

@@ -12,11 +12,13 @@ rule collect:
         "logs/collect.log",
     params:
         runs=lambda w, input: RUN_DIRS + confirm_run_dirs(input.selection),
+        # the run-health gate's not-converged threshold; null in the config switches the check off
+        share=str((config.get("health") or {}).get("not_converged_share", "default")).lower(),
     resources:
         mem_mb=RESOURCES["analysis"]["mem_mb"],
         runtime=RESOURCES["analysis"]["runtime"],
     shell:
-        "lskd collect {params.runs} --out {output.runs} > {log} 2>&1"
+        "lskd collect {params.runs} --not-converged-share {params.share} --out {output.runs} > {log} 2>&1"
 
 
 # `lskd tables` also writes each run's per-sample logit statistics (RUN/logit_stats.safetensors), recomputing

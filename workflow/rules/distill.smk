@@ -83,9 +83,10 @@ rule distill_group:
 
 
 # The validation protocol (protocol.selection: validation). Stage 1 is the grid above, evaluated on the held-out
-# validation split only. This checkpoint reads nothing but the stage-1 cells' metrics.json (validation top-1) and
-# writes each arm's chosen setting; Snakemake then re-evaluates the DAG, and stage 2 retrains exactly those
-# settings with protocol.confirm_seeds, evaluated on the test set.
+# validation split only. This checkpoint reads nothing but the stage-1 cells' metrics.json (validation top-1), and
+# their history.csv and val_logits for the run-health check (lskd.analysis.health), and writes each arm's chosen
+# setting; Snakemake then re-evaluates the DAG, and stage 2 retrains exactly those settings with
+# protocol.confirm_seeds, evaluated on the test set.
 checkpoint select:
     input:
         cells=CELLS_DONE,

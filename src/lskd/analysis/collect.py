@@ -25,8 +25,11 @@ effective_temp...  the temperature the loss used at the end: CTKD → last ``tem
 stage              ``labels.stage``: ``sweep`` (the grid; stage 1 of the validation protocol) or ``confirm``
                    (stage 2: a selected setting retrained with a fresh seed); empty for teachers and baselines
 split              ``metrics.json``'s ``split``: where ``last_*``/``best_*`` were measured, ``test`` or ``val``
-status             :func:`lskd.analysis.health.run_status`: ``ok``, ``collapsed`` or ``diverged`` (a diverged
-                   run has no accuracy: its metric columns are empty)
+status             :func:`lskd.analysis.health.run_health`: ``ok``, ``diverged``, ``single-class``,
+                   ``chance-level`` or ``not converged`` (a diverged run has no accuracy: its metric columns are
+                   empty); ``health_note`` the statistic that flagged an unhealthy run; ``majority_share`` (share
+                   of the eval predictions in the most frequent class) and ``last_epoch_share`` (share of the
+                   rise above chance made in the last epoch), the two statistics measured for every run
 =================  ================================================================================
 
 Metrics are ``metrics.json``'s ``last`` (headline) and ``best`` (the paper's protocol) blocks; any NaN/inf there
@@ -43,7 +46,7 @@ from typing import Any
 
 import pandas as pd
 
-from lskd.analysis.health import run_status
+from lskd.analysis.health import NOT_CONVERGED_SHARE, run_health
 from lskd.engine.io import read_json, read_tensors
 from lskd.layout import logits_path
 from lskd.losses import method_class
@@ -54,7 +57,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     "run_dir", "role", "dataset", "teacher", "teacher_model", "student", "model", "method", "transform",
     "temperature", "kd_weight", "ce_weight", "effective_temperature", "seed", "last_top1", "last_top5", "last_nll", "last_ece",
     "best_top1", "best_top5", "best_epoch", "epochs", "wall_seconds", "num_params", "num_test", "teacher_dir",
-    "cell", "git_commit", "stage", "split", "status", "num_classes", "num_eval", "val_top1",
+    "cell", "git_commit", "stage", "split", "status", "health_note", "majority_share", "last_epoch_share",
+    "num_classes", "num_eval", "val_top1",
 )
 
 SORT_KEYS: tuple[str, ...] = (
@@ -114,11 +118,13 @@ def _spec_teacher_model(teacher_dir: Path | None) -> str | None:
     return read_json(teacher_dir / "spec.json")["spec"]["model"]
 
 
-def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> dict[str, Any]:
+def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None,
+             not_converged_share: float | None = NOT_CONVERGED_SHARE) -> dict[str, Any]:
     """One run folder as a flat dict with the keys :data:`RUN_COLUMNS` (see the module docstring).
 
     ``is_teacher``: whether another run uses this folder as its teacher (only used to infer the role of a CE run
-    without ``labels.role``; ``None`` counts as ``False``). Raises ``FileNotFoundError`` for an unfinished run
+    without ``labels.role``; ``None`` counts as ``False``); ``not_converged_share``: the health check's threshold
+    (None: off; :func:`lskd.analysis.health.assess`). Raises ``FileNotFoundError`` for an unfinished run
     (no ``metrics.json``) and ``ValueError`` for non-finite metrics.
     """
     run_dir = Path(run_dir)
@@ -161,6 +167,7 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
         effective = hparams.get("temperature", temperature)
     effective = 1.0 if effective is None else float(effective)
 
+    health = run_health(run_dir, metrics, resolved.get("num_classes"), not_converged_share=not_converged_share)
     wall = timing.get("wall_seconds")
     if wall is not None and not math.isfinite(float(wall)):
         raise ValueError(f"run {run_dir} has non-finite wall_seconds {wall!r}")
@@ -193,7 +200,10 @@ def read_run(run_dir: str | os.PathLike, *, is_teacher: bool | None = None) -> d
         "git_commit": record.get("git_commit", "unknown"),
         "stage": labels.get("stage", "sweep" if role == "distill" else None),
         "split": metrics.get("split", "test"),
-        "status": run_status(metrics, resolved.get("num_classes")),
+        "status": health.status,
+        "health_note": health.note,
+        "majority_share": health.majority_share,
+        "last_epoch_share": health.last_epoch_share,
         "num_classes": resolved.get("num_classes"),
         "val_top1": _val_top1(run_dir, metrics),
     }
@@ -219,7 +229,8 @@ def sort_runs(df: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="_role_order").reset_index(drop=True)
 
 
-def collect_runs(run_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
+def collect_runs(run_dirs: Iterable[str | os.PathLike], *,
+                 not_converged_share: float | None = NOT_CONVERGED_SHARE) -> pd.DataFrame:
     """One row per finished run folder (columns :data:`RUN_COLUMNS`), sorted by :func:`sort_runs`.
 
     Roles missing from ``spec.labels`` are inferred with the teacher links among the given folders (a CE run
@@ -236,7 +247,8 @@ def collect_runs(run_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
         t = resolve_teacher_dir(d, spec.get("teacher_dir"))
         if t is not None:
             teachers.add(t)
-    rows = [read_run(d, is_teacher=r in teachers) for d, r in zip(dirs, resolved)]
+    rows = [read_run(d, is_teacher=r in teachers, not_converged_share=not_converged_share)
+            for d, r in zip(dirs, resolved)]
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     df["best_epoch"] = pd.to_numeric(df["best_epoch"], errors="raise").astype("Int64")  # empty when diverged
     for col in ("temperature", "kd_weight", "ce_weight", "effective_temperature", "wall_seconds"):

@@ -4,8 +4,8 @@ An *arm* is (teacher, student, method, transform); a *setting* is its (temperatu
 every setting of the grid on the training set minus a held-out validation split and evaluates it there only
 (``metrics.json`` with ``split: val``); the test set is never loaded. :func:`select_settings` then picks, per arm,
 
-* among the **healthy** settings (every seed ``ok``: none collapsed to chance or diverged,
-  :mod:`lskd.analysis.health`),
+* among the **healthy** settings (every seed ``ok``: none diverged, single-class, at chance level or not
+  converged, :mod:`lskd.analysis.health`),
 * the one with the highest **mean last-epoch validation top-1** over its seeds;
 * ties (equal means) go to the smaller temperature, then the smaller KD weight (a learned temperature first).
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from lskd.analysis.health import run_status
+from lskd.analysis.health import DIVERGED, HEALTHY, NOT_CONVERGED_SHARE, healthy_mask, run_health
 from lskd.engine.io import read_json
 from lskd.layout import METRICS
 
@@ -56,11 +56,11 @@ def select_settings(runs: pd.DataFrame) -> pd.DataFrame:
                              f"{', '.join(sorted(set(wrong['split'])))} (e.g. {wrong.iloc[0].to_dict()})")
     rows = []
     for arm, g in runs.groupby(ARM, dropna=False, sort=False):
-        candidates, unhealthy = [], g[g["status"] != "ok"]
+        candidates, unhealthy = [], g[~healthy_mask(g["status"])]
         settings = list(g.groupby(SETTING, dropna=False, sort=False))
         for (t, w), sub in settings:
             t = None if pd.isna(t) else float(t)
-            if (sub["status"] == "ok").all():
+            if healthy_mask(sub["status"]).all():
                 candidates.append((-float(sub["last_top1"].mean()), _key(t), _key(w), t, float(w), sub))
         row: dict[str, Any] = dict(zip(ARM, arm))
         row.update(n_settings=len(settings), n_healthy_settings=len(candidates), n_unhealthy=len(unhealthy),
@@ -69,7 +69,7 @@ def select_settings(runs: pd.DataFrame) -> pd.DataFrame:
         if candidates:
             candidates.sort(key=lambda c: c[:3])
             _, _, _, t, w, sub = candidates[0]
-            row.update(temperature=t, kd_weight=w, status="ok", val_top1_mean=float(sub["last_top1"].mean()),
+            row.update(temperature=t, kd_weight=w, status=HEALTHY, val_top1_mean=float(sub["last_top1"].mean()),
                        val_top1_std=float(sub["last_top1"].std(ddof=1)) if len(sub) > 1 else math.nan,
                        n_seeds=len(sub))
         else:
@@ -79,9 +79,11 @@ def select_settings(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
-def read_stage1(cells: Iterable[Any], results: str | Path) -> pd.DataFrame:
-    """The stage-1 table :func:`select_settings` takes, read from each cell's ``metrics.json`` only (the cell's
-    identity comes from the config, so no other file of the run, and nothing of the test set, is read).
+def read_stage1(cells: Iterable[Any], results: str | Path, *,
+                not_converged_share: float | None = NOT_CONVERGED_SHARE) -> pd.DataFrame:
+    """The stage-1 table :func:`select_settings` takes, read from each cell's ``metrics.json``, its history and
+    its validation logits for the health check (the cell's identity comes from the config, and nothing of the
+    test set is read).
     ``cells``: :class:`lskd.workflow.grid.Cell` objects. Raises :class:`SelectionError` naming a missing cell."""
     rows = []
     for cell in cells:
@@ -90,8 +92,8 @@ def read_stage1(cells: Iterable[Any], results: str | Path) -> pd.DataFrame:
             raise SelectionError(f"stage-1 cell {cell.path} has not finished ({path} missing): run the sweep first "
                                  "(snakemake --cores all runs it before the selection)")
         metrics = read_json(path)
-        status = run_status(metrics, metrics.get("num_classes"))
-        top1 = math.nan if status == "diverged" else float(metrics["last"]["top1"])
+        status = run_health(path.parent, metrics, not_converged_share=not_converged_share).status
+        top1 = math.nan if status == DIVERGED else float(metrics["last"]["top1"])
         rows.append({"teacher": cell.teacher, "student": cell.student, "method": cell.method,
                      "transform": cell.transform, "temperature": cell.temperature, "kd_weight": cell.kd_weight,
                      "seed": cell.seed, "split": metrics.get("split", "test"), "status": status, "last_top1": top1})

@@ -16,9 +16,9 @@ which one the runs followed):
 * ``paper``: the highest mean last-epoch top-1 **on the test set**, as the paper does; ties go to the smaller
   temperature, then the smaller kd_weight.
 
-Unhealthy runs (collapsed to chance, diverged: :mod:`lskd.analysis.health`) stay rows of ``runs.csv`` and the
-grid with their status; a setting with an unhealthy seed is never selected and no unhealthy run enters a mean or
-an interval of the headline. An arm without a healthy setting is a headline row with status
+Unhealthy runs (diverged, single-class, chance-level, not converged: :mod:`lskd.analysis.health`) stay rows of
+``runs.csv`` and the grid with their status; a setting with an unhealthy seed is never selected and no unhealthy
+run enters a mean or an interval of the headline. An arm without a healthy setting is a headline row with status
 ``no healthy setting``.
 """
 
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from lskd.analysis import inference
+from lskd.analysis.health import HEALTHY, healthy_mask
 from lskd.analysis.paper import PAPER_PROTOCOL, paper_ablation, paper_main_rows, to_paper_model
 from lskd.analysis.stats import fmt_ci, fmt_mean_std, mean_std_n
 
@@ -132,7 +133,11 @@ def _key_dict(names: list[str], key: Any) -> dict[str, Any]:
 
 
 def _status(df: pd.DataFrame) -> pd.Series:
-    return df["status"] if "status" in df else pd.Series("ok", index=df.index)
+    return df["status"] if "status" in df else pd.Series(HEALTHY, index=df.index)
+
+
+def _healthy(df: pd.DataFrame) -> pd.Series:
+    return healthy_mask(_status(df))
 
 
 def _stage(df: pd.DataFrame) -> pd.Series:
@@ -167,12 +172,12 @@ def selected_runs(runs: pd.DataFrame) -> pd.DataFrame:
         for skey, sub in g.groupby(SETTING, dropna=False, sort=False):
             _check_unique_seeds(sub, {**_key_dict([*GROUP, "transform"], key), **_key_dict(SETTING, skey)})
             t, w = (skey if isinstance(skey, tuple) else (skey,))
-            if (_status(sub) == "ok").all():
+            if _healthy(sub).all():
                 cands.append((-float(sub["last_top1"].mean()), _nan_first(t), _nan_first(w), sub))
         n_settings = g.groupby(SETTING, dropna=False, sort=False).ngroups
         if validation:
             chosen = _match(confirm, **_key_dict([*GROUP, "transform"], key))
-            chosen = chosen[_status(chosen) == "ok"]
+            chosen = chosen[_healthy(chosen)]
             if len(chosen):
                 parts.append(chosen.assign(n_settings=n_settings))
         elif cands:
@@ -279,18 +284,18 @@ def headline_table(runs: pd.DataFrame, *, smallest_effect: float = inference.DEF
         by_t = {(None if _isnan(t) else t): sub for t, sub in g.groupby("transform", dropna=False, sort=False)}
         arm_runs = _match(_distill(runs), **keys)
         for t in sorted({(None if _isnan(t) else t) for t in arms["transform"]}, key=_transform_rank):
-            unhealthy = int((_status(_match(arm_runs, transform=t)) != "ok").sum())
+            unhealthy = int((~_healthy(_match(arm_runs, transform=t))).sum())
             common = {**keys, "transform": t, "selection": PROTOCOL_NOTES[protocol], "protocol": protocol,
                       "n_unhealthy": unhealthy,
                       "n_settings": _match(arms, transform=t).groupby(SETTING, dropna=False).ngroups}
             if t not in by_t:  # every setting of this arm (or every stage-2 seed) unhealthy: named, with no number
                 grid = _match(arms, transform=t)
-                any_ok = any((_status(sub) == "ok").all() for _, sub in grid.groupby(SETTING, dropna=False))
+                any_ok = any(_healthy(sub).all() for _, sub in grid.groupby(SETTING, dropna=False))
                 status = NO_HEALTHY_CONFIRM if protocol == "validation" and any_ok else NO_HEALTHY
                 rows.append({**common, "status": status, "n": 0, **refs})
                 continue
             sub = by_t[t]
-            row: dict[str, Any] = {**common, "temperature": sub["temperature"].iloc[0], "status": "ok",
+            row: dict[str, Any] = {**common, "temperature": sub["temperature"].iloc[0], "status": HEALTHY,
                                    "kd_weight": sub["kd_weight"].iloc[0]}
             last, best = _summary(sub["last_top1"], "last_top1"), _summary(sub["best_top1"], "best_top1")
             row.update(last)
@@ -340,9 +345,9 @@ def grid_table(runs: pd.DataFrame) -> pd.DataFrame:
         row["selected"] = tuple(_nan_first(keys[k]) for k in CELL) in chosen
         row["split"] = str(sub["split"].iloc[0]) if "split" in sub else "test"
         status = _status(sub)
-        row["n_ok"] = int((status == "ok").sum())
-        bad = status[status != "ok"]
-        row["status"] = ("ok" if bad.empty else bad.iloc[0] if len(bad) == len(sub) and bad.nunique() == 1
+        row["n_ok"] = int(healthy_mask(status).sum())
+        bad = status[~healthy_mask(status)]
+        row["status"] = (HEALTHY if bad.empty else bad.iloc[0] if len(bad) == len(sub) and bad.nunique() == 1
                          else ", ".join(f"{s} {int((bad == s).sum())}/{len(sub)}" for s in sorted(set(bad))))
         rows.append(row)
     cols = [*CELL, "n", "last_top1_mean", "last_top1_std", "last_top1", "best_top1_mean", "best_top1_std",

@@ -1,9 +1,9 @@
 """Accuracy figures: accuracy vs temperature, the KD-weight × temperature heatmap, training curves.
 
 Both grid figures draw the grid runs (stage 1 under the validation protocol, every distillation run under the
-paper's) on the split those runs were measured on (``split``: ``val`` or ``test``), and mark the runs that
-collapsed to chance or diverged (``status``) instead of dropping them. Tables written before these columns
-existed read as stage ``sweep``, split ``test``, status ``ok`` (:func:`column`).
+paper's) on the split those runs were measured on (``split``: ``val`` or ``test``); unhealthy runs (``status``,
+:mod:`lskd.analysis.health`) are left out of their lines and cells and named instead. Tables written before these
+columns existed read as stage ``sweep``, split ``test``, status ``ok`` (:func:`column`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator
 
+from lskd.analysis.health import HEALTHY, healthy_mask
 from lskd.report.figures_common import (
     PAIR,
     Figure,
@@ -34,7 +35,7 @@ from lskd.report.figures_common import (
 
 MARKERS = ("o", "s", "^", "D")
 #: Run column → its value in tables written before the column existed.
-DEFAULTS = {"stage": "sweep", "split": "test", "status": "ok"}
+DEFAULTS = {"stage": "sweep", "split": "test", "status": HEALTHY}
 SPLIT_NAMES = {"val": "validation", "test": "test"}
 
 
@@ -56,8 +57,8 @@ def grid_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def healthy(df: pd.DataFrame) -> pd.Series:
-    """Whether each row's ``status`` is ``ok``."""
-    return column(df, "status") == "ok"
+    """Whether each row's ``status`` is healthy (:func:`lskd.analysis.health.healthy_mask`)."""
+    return healthy_mask(column(df, "status"))
 
 
 def split_of(df: pd.DataFrame) -> str:
@@ -137,7 +138,7 @@ def _unhealthy_cells(bad: pd.DataFrame) -> pd.DataFrame:
 
 def _unhealthy_markers(ax, res: Results, bad: pd.DataFrame, seeds: pd.DataFrame, chance: float | None,
                        ) -> tuple[list[str], list[Line2D]]:
-    """An 'x' at the chance level (the axis floor when unknown) per cell with a collapsed or diverged run;
+    """An 'x' at the chance level (the axis floor when unknown) per cell with an unhealthy run;
     returns a caption phrase per cell and the legend handle."""
     if bad.empty:
         return [], []
@@ -152,7 +153,7 @@ def _unhealthy_markers(ax, res: Results, bad: pd.DataFrame, seeds: pd.DataFrame,
                  & np.isclose(seeds["kd_weight"], r.kd_weight)).sum())
         notes.append(f"{r.method_name} {r.logits} {t}, w={fmt_num(r.kd_weight)}: {r.status} {r.n_bad}/{n}")
     where = f"chance ({chance:.1f}%)" if chance is not None else "the bottom of the axis"
-    handle = Line2D([], [], marker="x", ls="", color="black", label=f"collapsed/diverged, at {where}")
+    handle = Line2D([], [], marker="x", ls="", color="black", label=f"unhealthy run, at {where}")
     return notes, [handle]
 
 
@@ -262,20 +263,26 @@ def _accuracy_caption(sentences: list[str], unhealthy: list[str], fixed: pd.Data
         text += "."
     if unhealthy:
         level = f"chance ({chance:.1f}%)" if chance is not None else "the bottom of the axis"
-        text += (f" ×: grid cells (any KD weight) with runs that collapsed to chance or diverged, drawn at "
+        text += (f" ×: grid cells (any KD weight) with unhealthy runs (see Run health), drawn at "
                  f"{level} and left out of the lines: {'; '.join(unhealthy)}.")
     return text
+
+
+def _plural_runs(n: int) -> str:
+    return "1 run was" if n == 1 else f"{n} runs were"
 
 
 def kd_weight_temperature_heatmap(res: Results, out_dir: Path) -> Figure | None:
     runs = grid_runs(res.runs)
     fixed = runs[runs["temperature"].notna()]
     split = SPLIT_NAMES[split_of(runs)]
+    bad = fixed[~healthy(fixed)]
+    fixed = fixed.assign(last_top1=fixed["last_top1"].where(healthy(fixed)))  # unhealthy runs: out of the means
     panels = []
     for key, g in fixed.groupby([*PAIR, "method", "transform"], sort=False):
-        if g["kd_weight"].nunique() >= 2 and g["temperature"].nunique() >= 2:
+        if g["kd_weight"].nunique() >= 2 and g["temperature"].nunique() >= 2 and g["last_top1"].notna().any():
             panels.append((key, g.pivot_table(index="kd_weight", columns="temperature", values="last_top1",
-                                              aggfunc="mean")))
+                                              aggfunc="mean", dropna=False)))
     if not panels:
         return None
     panels = panels[:8]
@@ -299,12 +306,11 @@ def kd_weight_temperature_heatmap(res: Results, out_dir: Path) -> Figure | None:
                          f"({pivot.loc[w, t]:.1f}%), worst {float(pivot.min().min()):.1f}%")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    bad = fixed[~healthy(fixed)]
-    flagged = (f" {len(bad)} of the runs in these cells collapsed to chance or diverged; the grid table names "
-               "their cells." if len(bad) else "")
-    caption = ("; ".join(sentences) + f". Cells: mean last-epoch {split} top-1 over seeds (a diverged run has no "
-               "accuracy and is left out); the white box marks each panel's best cell (the paper's Table 4 shows "
-               "the same grid for KD on CIFAR-100 at τ = 2)." + flagged)
+    flagged = (f" {_plural_runs(len(bad))} in these grids unhealthy (see Run health) and left out of the means; "
+               "a blank cell has no healthy run; the grid table names their cells." if len(bad) else "")
+    caption = ("; ".join(sentences) + f". Cells: mean last-epoch {split} top-1 over the healthy seeds; the white "
+               "box marks each panel's best cell (the paper's Table 4 shows the same grid for KD on CIFAR-100 at "
+               "τ = 2)." + flagged)
     return save(fig, out_dir, "kd_weight_temperature_heatmap", "KD weight × temperature", caption)
 
 

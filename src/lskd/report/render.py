@@ -23,6 +23,7 @@ from markupsafe import Markup
 from lskd.analysis import PAPER_PROTOCOL, SELECTION_NOTE, paper_context_table
 from lskd.analysis.claim_verdicts import VERDICTS
 from lskd.analysis.claims import CLAIMS
+from lskd.analysis.health import HEALTHY, MEANINGS, healthy_mask, is_healthy
 from lskd.analysis.inference import DESCRIPTIVE, MIN_SEEDS, fmt_p
 from lskd.analysis.official import official_settings
 from lskd.analysis.tables import NO_HEALTHY, NO_HEALTHY_CONFIRM
@@ -41,6 +42,7 @@ from lskd.report.figures_common import (
     pair_mask,
     transform_label,
 )
+from lskd.report.run_health import health_context
 
 #: Top-level sections of the report, in order (after the title and the summary paragraph).
 CLAIMS_SECTION = "Does the paper's explanation hold here?"
@@ -116,7 +118,7 @@ def _status_cell(row: Any) -> str:
     n = 0 if is_missing(row["n_unhealthy"]) else int(row["n_unhealthy"])
     if not n:
         return status
-    return f"{status} ({_plural(n, 'unhealthy run')}{' left out' if status == 'ok' else ''})"
+    return f"{status} ({_plural(n, 'unhealthy run')}{' left out' if is_healthy(status) else ''})"
 
 
 def _with_defaults(df: pd.DataFrame, defaults: dict[str, Any]) -> pd.DataFrame:
@@ -139,12 +141,12 @@ def _verdict_cell(row: Any) -> str:
 def headline_md(df: pd.DataFrame) -> Markup:
     """The headline table: one row per arm with its setting, accuracies, paired differences (t intervals), the
     verdict against the smallest effect of interest, the per-seed McNemar summary and the status."""
-    df = _with_defaults(df, {"status": "ok", "n_unhealthy": 0, "verdict": "", "mcnemar": ""})
+    df = _with_defaults(df, {"status": HEALTHY, "n_unhealthy": 0, "verdict": "", "mcnemar": ""})
     header = ["pair", "method", "logits", "T", "w", "settings", "n", "last top-1", "best top-1",
               "vs raw, last [95% t CI]", "vs raw, best [95% t CI]", "verdict", "McNemar per seed", "status"]
     rows = []
     for _, r in df.iterrows():
-        ok = r["status"] == "ok"
+        ok = is_healthy(r["status"])
         rows.append([_pair(r), method_label(r["method"]), transform_label(r["transform"]),
                      _temperature(r) if ok else "—", fmt_num(r["kd_weight"]) if ok else "—", r["n_settings"],
                      r["n"], r["last_top1"] if ok else "—", r["best_top1"] if ok else "—", r.get("diff_last"),
@@ -167,13 +169,13 @@ def references_md(runs: pd.DataFrame) -> Markup:
 
 def _accuracy_or_status(value: Any, status: str) -> Any:
     """A grid accuracy, or the cell's status where a diverged cell has no number."""
-    return status if (is_missing(value) or str(value) == "") and status != "ok" else value
+    return status if (is_missing(value) or str(value) == "") and not is_healthy(status) else value
 
 
 def grid_md(df: pd.DataFrame) -> Markup:
     """The temperature × KD-weight grid, one row per cell; the accuracy headers name the split (``val``) they
     were measured on, and a ``split`` column appears only when cells differ."""
-    df = _with_defaults(df, {"split": "test", "status": "ok"})
+    df = _with_defaults(df, {"split": "test", "status": HEALTHY})
     splits = sorted(set(df["split"].astype(str)))
     name = "val " if splits == ["val"] else ""
     header = ["pair", "method", "logits", "T", "w", "n", f"last {name}top-1", f"best {name}top-1", "status",
@@ -418,11 +420,11 @@ def protocol_sentence(res: Results) -> str:
 
 
 def arm_health(res: Results, pair: tuple[str, str, str], method: str, transform: str) -> str:
-    """``"KD z-score: no healthy setting (all 4 stage-1 runs collapsed to chance)"``."""
+    """``"KD z-score: no healthy setting (all 4 stage-1 runs chance-level: last-epoch top-1 at chance)"``."""
     runs = grid_runs(res.runs)
     runs = runs[pair_mask(runs, pair) & (runs["method"] == method) & (runs["transform"] == transform)]
     bad = column(runs, "status")
-    bad = bad[bad != "ok"].value_counts()
+    bad = bad[~healthy_mask(bad)].value_counts()
     stage = "stage-1" if protocol_of(res) == "validation" else "grid"
     if bad.empty and protocol_of(res) == "validation":  # chosen on validation, but every stage-2 seed was unhealthy
         confirm = res.distill[pair_mask(res.distill, pair) & (res.distill["method"] == method)
@@ -430,30 +432,30 @@ def arm_health(res: Results, pair: tuple[str, str, str], method: str, transform:
                               & (column(res.distill, "stage", "sweep") == "confirm")]
         late = column(confirm, "status")
         return (f"{method_label(method)} {transform_label(transform)}: {NO_HEALTHY_CONFIRM} (all {len(confirm)} "
-                f"stage-2 runs of its chosen setting {_how(late[late != 'ok'].value_counts())})")
+                f"stage-2 runs of its chosen setting {_how(late[~healthy_mask(late)].value_counts())})")
     runs_text = f"its only {stage} run" if len(runs) == 1 else f"all {len(runs)} {stage} runs"
     return f"{method_label(method)} {transform_label(transform)}: {NO_HEALTHY} ({runs_text} {_how(bad)})"
 
 
 def _how(bad: pd.Series) -> str:
     """What happened to an arm's runs, from the counts of their unhealthy statuses."""
-    kinds = {"collapsed": "collapsed to chance", "diverged": "diverged"}
     if len(bad) == 1:
-        return kinds.get(str(bad.index[0]), str(bad.index[0]))
+        status = str(bad.index[0])
+        return f"{status}: {MEANINGS[status]}" if status in MEANINGS else status
     if len(bad) > 1:
-        return "collapsed to chance or diverged (" + ", ".join(f"{n} {k}" for k, n in bad.items()) + ")"
+        return "unhealthy (" + ", ".join(f"{n} {k}" for k, n in bad.items()) + ")"
     return "were unhealthy"
 
 
 def _pair_sentences(res: Results, h: pd.DataFrame, pair: tuple[str, str, str], verdict: dict[str, int]) -> list[str]:
     """Per arm of a pair in method order: its paired difference to raw, or that it has no healthy setting."""
     order = {m: i for i, m in enumerate(res.methods)}
-    h = _with_defaults(h, {"status": "ok"})
+    h = _with_defaults(h, {"status": HEALTHY})
     shown = h[h["diff_last_mean"].notna() | h["status"].isin([NO_HEALTHY, NO_HEALTHY_CONFIRM])]
     shown = shown.assign(_order=shown["method"].map(order)).sort_values("_order", kind="stable")
     sentences = []
     for _, r in shown.iterrows():
-        if r["status"] != "ok" and not pd.isna(r["status"]):
+        if not is_healthy(r["status"]) and not pd.isna(r["status"]):
             sentences.append(arm_health(res, pair, r["method"], r["transform"]))
             continue
         raw = h[(h["method"] == r["method"]) & (h["transform"] == "none")]
@@ -471,10 +473,10 @@ def _pair_sentences(res: Results, h: pd.DataFrame, pair: tuple[str, str, str], v
 def ranking_md(res: Results) -> Markup:
     """Every method and transform at its selected setting, best first (last-epoch top-1, mean ± std over its n
     runs); arms without a healthy setting last, with their status."""
-    head = _with_defaults(res.tables.get("headline", pd.DataFrame()), {"status": "ok"})
+    head = _with_defaults(res.tables.get("headline", pd.DataFrame()), {"status": HEALTHY})
     if head.empty:
         return Markup("")
-    head = head.assign(_healthy=head["status"] == "ok").sort_values(["_healthy", "last_top1_mean"],
+    head = head.assign(_healthy=healthy_mask(head["status"])).sort_values(["_healthy", "last_top1_mean"],
                                                                      ascending=[False, False], kind="stable")
     rows, rank = [], 0
     for _, r in head.iterrows():
@@ -641,15 +643,16 @@ def _selection_limitation(res: Results) -> str:
 
 
 def _health_limitation(res: Results) -> str | None:
-    """How many runs collapsed or diverged and what the report does with them; None when every run is ok."""
+    """How many distillation runs were unhealthy and what the report does with them; None when every run is
+    ok."""
     status = column(res.distill, "status")
-    bad = status[status != "ok"].value_counts()
+    bad = status[~healthy_mask(status)].value_counts()
     if bad.empty:
         return None
     counts = " and ".join(f"{n} {k}" for k, n in bad.items())
-    return (f"Run health: of {len(status)} distillation runs, {counts} (collapsed: top-1 at chance; diverged: a "
-            "non-finite loss, no accuracy). They stay in the grid with their status, a setting with one is never "
-            "selected, and none enters a headline mean or interval.")
+    return (f"Run health: of {len(status)} distillation runs, {counts} (see Run health under Results). They stay "
+            "in the grid with their status, a setting with one is never selected, and none enters a headline mean "
+            "or interval.")
 
 
 def limitations(res: Results) -> list[str]:
@@ -730,6 +733,7 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
         "validation": validation,
         "grid_split": SPLIT_NAMES[grid_split(res)],
         "tables": _tables_ctx(res, paper_table),
+        "health": health_context(res, validation),
         "logit_note": ("Per-sample statistics of the test logits against the teacher's, averaged over samples, then "
                        "over seeds (means shown; logit_summary.csv has the std)." if logit is not None and len(logit)
                        else "Not available: logit_summary.csv has not been written."),
