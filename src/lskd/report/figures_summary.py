@@ -91,7 +91,7 @@ def summary(res: Results, out_dir: Path) -> Figure | None:
     colors = [res.palette.get(m, "black") for m in rows["method"]]
     deltas = rows["delta"].dropna()
     delta = float(deltas.iloc[0]) if len(deltas) else None
-    fig = new_figure(9.5, 1.0 + 0.55 * len(rows))
+    fig = new_figure(9.5, max(2.8, 1.0 + 0.55 * len(rows)))
     ax_ls, ax_ce = fig.subplots(1, 2, sharey=True)
     _panel(ax_ls, y, rows["ls_mean"], rows["ls_lo"], rows["ls_hi"], colors,
            "LS − raw (paired by seed, 95% t CI)", delta)
