@@ -234,6 +234,7 @@ def _tables(args: argparse.Namespace) -> int:
         "logit_summary": logit_summary_table(summaries, level="setting"),
         "logit_runs": logit_summary_table(summaries, level="run"),
         "paper_comparison": paper_comparison(runs),
+        **_diagnostics(runs),
     }
     if config is not None:
         tables["official"] = paper_points(runs, config)
@@ -241,6 +242,21 @@ def _tables(args: argparse.Namespace) -> int:
         print("official: not written (give --config or --config-json)", file=sys.stderr)
     _write_tables(args.out_dir, tables)
     return 0
+
+
+def _diagnostics(runs) -> dict:
+    """The ``diagnostics`` and ``per_class`` tables of the headline's runs (:mod:`lskd.analysis.diagnostics`)."""
+    from lskd.analysis import selected_runs
+    from lskd.analysis.diagnostics import dataset_class_names, diagnostics_table, per_class_table, read_run_eval
+    from lskd.analysis.tables import protocol_of
+
+    selected, cache = selected_runs(runs), {}
+
+    def load(run_dir: str):
+        return cache[run_dir] if run_dir in cache else cache.setdefault(run_dir, read_run_eval(run_dir))
+
+    return {"diagnostics": diagnostics_table(runs, selected, protocol=protocol_of(runs), load=load),
+            "per_class": per_class_table(selected, load=load, class_names=dataset_class_names)}
 
 
 def _write_tables(out_dir: Path, tables: dict) -> None:

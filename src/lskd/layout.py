@@ -29,7 +29,8 @@ EVAL_SPLITS: tuple[str, ...] = ("test", "val")
 #: tables step (``lskd tables``), in the order the workflow lists them.
 TABLES_DIR = "tables"
 RUNS_TABLE = "runs"
-ANALYSIS_TABLES: tuple[str, ...] = ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official")
+ANALYSIS_TABLES: tuple[str, ...] = ("headline", "grid", "logit_summary", "logit_runs", "paper_comparison", "official",
+                                    "diagnostics", "per_class")
 TABLES: tuple[str, ...] = (RUNS_TABLE, *ANALYSIS_TABLES)
 #: The claims step's tables (``lskd claims``).
 CLAIM_TABLES: tuple[str, ...] = ("claims", "claims_runs")

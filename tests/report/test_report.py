@@ -21,6 +21,7 @@ from lskd.analysis import (
     write_run_stats,
 )
 from lskd.analysis.claims import AuditConfig, audit_runs
+from lskd.analysis.diagnostics import diagnostics_table, per_class_table
 from lskd.engine import DataSpec, OptimSpec, RunSpec, train
 from lskd.layout import store_paths
 from lskd.report import Figure, build_report, figures_accuracy, figures_common, make_figures
@@ -48,7 +49,7 @@ FRESH = 10
 NEW_COLUMNS = {"runs": ["stage", "split", "status", "health_note", "majority_share", "last_epoch_share"], "headline": ["protocol", "status", "n_unhealthy"],
                "grid": ["split", "status", "n_ok"]}
 #: Other tables the synthetic results folders share with the trained one.
-SHARED_TABLES = ("logit_summary", "paper_comparison", "claims", "claims_runs")
+SHARED_TABLES = ("logit_summary", "paper_comparison", "claims", "claims_runs", "diagnostics", "per_class")
 
 
 def _spec(model: str, method: str = "ce", *, seed: int = 0, teacher: Path | None = None, epochs: int = 2,
@@ -85,7 +86,9 @@ def write_tables(results: Path, dirs: list[Path]) -> None:
     summaries = [run_summary(r["run_dir"], Path(r["run_dir"]) / "logit_stats.safetensors", record=r)
                  for r in runs.to_dict("records")]
     claims, claims_runs = audit_runs(runs, AuditConfig(n_boot=2000, n_boot_samples=500))
+    selected = selected_runs(runs)
     tables = {"runs": runs, "headline": headline_table(runs), "grid": grid_table(runs),
+              "diagnostics": diagnostics_table(runs, selected, protocol="paper"), "per_class": per_class_table(selected),
               "logit_summary": logit_summary_table(summaries, level="setting"), "paper_comparison": paper_comparison(runs),
               "claims": claims, "claims_runs": claims_runs}
     (results / "tables").mkdir(parents=True, exist_ok=True)
@@ -225,9 +228,9 @@ def test_captions_quote_this_runs_numbers(results, tmp_path):
         best = grid[(grid["method"] == "kd") & (grid["transform"] == transform)]["last_top1_mean"].max()
         assert f"{label}: best" in figures["kd_weight_temperature_heatmap"].caption
         assert f"({best:.1f}%)" in figures["kd_weight_temperature_heatmap"].caption
-    assert "KD at every temperature" in figures["accuracy_vs_temperature"].caption or \
-        "z-score − raw KD" in figures["accuracy_vs_temperature"].caption
-    assert "learned T≈" in figures["accuracy_vs_temperature"].caption
+    accuracy = figures["accuracy_vs_temperature"].caption
+    assert "KD raw: best T=" in accuracy and "KD z-score: best τ=" in accuracy and "points vs CE" in accuracy
+    assert "learned T≈" in accuracy and "minus the CE-only student's" in accuracy
     assert "at T=0.5" in figures["logit_primer"].caption and "τ=5" in figures["logit_primer"].caption
 
 
@@ -395,6 +398,11 @@ def test_sections_are_in_paper_order(report):
     assert tuple(re.findall(r"^## (.+)$", md, flags=re.M)) == order
     summary = md.split("\n## ", 1)[0]
     assert summary.startswith("# ") and "z-score − raw" in summary and "95% interval" in summary
+    opening = summary.split("\n", 2)[2].lstrip()  # after the title: Figure 1 (summary), then a verdict per method
+    assert opening.startswith("### Figure 1. Summary") and "](figures/summary.png)" in opening.split("\n\n")[1]
+    verdicts = [line for line in summary.splitlines() if line.startswith("- ") and " vs raw logits (" in line]
+    assert len(verdicts) == 2 and all("paper protocol, n = 2 seeds, δ = 0.50 points" in v for v in verdicts)
+    assert "### Diagnostics" in _section(md, "Results") and "gain over CE" in _section(md, "Results")
     assert "](figures/logit_primer.png)" in _section(md, "Background")
     assert "### Protocol\n" in _section(md, "Setup")
     results = _section(md, "Results")
@@ -446,9 +454,8 @@ def test_validation_protocol_and_unhealthy_cells_are_named(validation_report):
     assert grid[("CTKD", "z-score", "learned (15.6)", "0.9")][8] == "chance-level"
     assert grid[("KD", "raw", "1", "0.9")][8:] == ["ok", "✓"]
     accuracy = drawn["accuracy_vs_temperature"]
-    assert accuracy["ylabels"][0] == "last-epoch validation top-1 (%)"
-    assert "unhealthy run, at chance (10.0%)" in accuracy["legend"]
-    caption = results.split("Figure 2. Accuracy vs temperature", 1)[1].split("\n####", 1)[0]
+    assert accuracy["ylabels"][0] == "top-1 − CE student (validation, points)"
+    caption = results.split("Accuracy vs temperature, relative to the CE student", 1)[1].split("\n####", 1)[0]
     assert "on the validation split held out of the training set (stage 1)" in caption
     assert "KD raw T=4, w=9: chance-level 1/2" in caption and "KD z-score T=4, w=9: diverged 2/2" in caption
     assert "3 chance-level and 2 diverged" in _section(md, "Limitations")

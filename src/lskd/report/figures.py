@@ -8,6 +8,7 @@ one from an earlier report is removed); a figure whose input file is missing is 
 =============================  =======================================================================
 name                           what it shows
 =============================  =======================================================================
+summary                        per method LS − raw and raw − CE with t intervals, ±δ, paper gains (report opening)
 accuracy_vs_temperature        last-epoch top-1 vs temperature per pair, a line per method and transform
 kd_weight_temperature_heatmap  top-1 over KD weight × temperature (the paper's Table 4), when the grid has it
 training_curves                test top-1 and loss terms per epoch for one representative run per cell
@@ -40,11 +41,13 @@ from lskd.report.figures_logits import (
     logit_mean_std,
 )
 from lskd.report.figures_primer import logit_primer
+from lskd.report.figures_summary import summary
 
 #: File-name prefix of the claim figures.
 CLAIM_PREFIX = "claim_"
 #: Figure name → function, in report order.
 FIGURES: dict[str, Callable[[Results, Path], Figure | None]] = {
+    "summary": summary,
     "accuracy_vs_temperature": accuracy_vs_temperature,
     "kd_weight_temperature_heatmap": kd_weight_temperature_heatmap,
     "training_curves": training_curves,

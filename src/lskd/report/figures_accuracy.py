@@ -29,7 +29,6 @@ from lskd.report.figures_common import (
     pair_mask,
     save,
     setting_label,
-    span_phrase,
     transform_label,
 )
 
@@ -100,32 +99,6 @@ def _at_selected_weight(res: Results, df: pd.DataFrame) -> pd.DataFrame:
     return merged[np.isclose(merged["kd_weight"], merged["w_sel"])]
 
 
-def _compare_sentence(method: str, diffs: dict[float, float]) -> str:
-    temps = ", ".join(fmt_num(t) for t in sorted(diffs))
-    values = list(diffs.values())
-    name = method_label(method)
-    if len(values) > 1 and all(v > 0 for v in values):
-        return f"z-score beats raw {name} at every temperature here ({span_phrase(values)})"
-    if len(values) > 1 and all(v < 0 for v in values):
-        return f"raw {name} beats z-score at every temperature here ({span_phrase(values)})"
-    ahead = sum(v > 0 for v in values)
-    return f"z-score − raw {name}: {span_phrase(values)} (z-score ahead at {ahead} of {len(values)}; T ∈ {{{temps}}})"
-
-
-def _learned_markers(ax, res: Results, learned: pd.DataFrame, markers: dict[str, str]) -> list[str]:
-    """CTKD-style runs (learned temperature): a hollow marker at the mean learned T, ± 1 std both ways."""
-    notes = []
-    for (method, label), g in learned.groupby(["method", "logits"], sort=False):
-        x, y = g["effective_temperature"].mean(), g["last_top1"].mean()
-        ax.errorbar(x, y, xerr=g["effective_temperature"].std(ddof=1) if len(g) > 1 else None,
-                    yerr=g["last_top1"].std(ddof=1) if len(g) > 1 else None, fmt=markers.get(label, "o"),
-                    markersize=10, mfc="white", mew=2, color=res.palette[method], capsize=3)
-        ax.annotate(f"{method_label(method)} ({label}, learned T)", (x, y), textcoords="offset points",
-                    xytext=(-6, 8), ha="right", fontsize=8)
-        notes.append(f"{method_label(method)} ({label}) learned T≈{x:.1f}")
-    return notes
-
-
 def _unhealthy_cells(bad: pd.DataFrame) -> pd.DataFrame:
     """One row per grid cell with an unhealthy run: its x position (the temperature, or the mean learned one),
     statuses and counts."""
@@ -166,31 +139,6 @@ def reference_column(res: Results, split: str) -> str:
     return "last_top1"
 
 
-def _reference_lines(ax, res: Results, pair: tuple[str, str, str], col: str) -> list[Line2D]:
-    """Teacher (dotted) and CE-trained student (dashed, ± 1 std band) by ``col``; legend handles for both."""
-    teachers, baselines = res.references(pair)
-    handles = []
-    if len(teachers):
-        ax.axhline(teachers[col].mean(), color="black", ls=":", lw=1.5)
-        handles.append(Line2D([], [], color="black", ls=":", label=f"teacher {teachers[col].mean():.1f}"))
-    if len(baselines):
-        m, s = baselines[col].mean(), baselines[col].std(ddof=1) if len(baselines) > 1 else 0.0
-        ax.axhline(m, color="grey", ls="--", lw=1.5)
-        ax.axhspan(m - s, m + s, color="grey", alpha=0.15, lw=0)
-        handles.append(Line2D([], [], color="grey", ls="--", label=f"CE baseline {m:.1f}"))
-    return handles
-
-
-def _compare_sentences(res: Results, fixed: pd.DataFrame) -> list[str]:
-    """Per method: z-score minus raw mean accuracy at each temperature both transforms ran."""
-    out = []
-    for method in res.methods:
-        means = fixed[fixed["method"] == method].groupby(["temperature", "transform"])["last_top1"].mean().unstack()
-        if {"none", "zscore"} <= set(means.columns) and len(diffs := (means["zscore"] - means["none"]).dropna()):
-            out.append(_compare_sentence(method, diffs.to_dict()))
-    return out
-
-
 def _grid_frames(res: Results) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(healthy fixed-temperature runs at each arm's reported weight, healthy learned-temperature runs, the
     unhealthy runs of every cell and weight, every grid run), labelled."""
@@ -201,70 +149,131 @@ def _grid_frames(res: Results) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
     return ok_fixed, ok_learned, runs[~healthy(runs)], runs
 
 
-def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
-    fixed, learned, bad, every = _grid_frames(res)
-    if fixed.empty and bad.empty:
-        return None
-    split = SPLIT_NAMES[split_of(grid_runs(res.runs))]
-    ref_col = reference_column(res, split)
-    chance = chance_level(res, every) if len(bad) else None
-    styles = [transform_label(t) for t in res.transforms]
-    markers = dict(zip(styles, MARKERS))
-    dashes = dict(zip(styles, ["", (4, 2), (1, 1), (3, 1, 1, 1)]))
-    hues = {method_label(m): c for m, c in res.palette.items()}
-    fig = new_figure(5.2 * len(res.pairs) + 2.4, 4.4)
-    axes = np.atleast_1d(fig.subplots(1, len(res.pairs), sharey=True, squeeze=False)[0])
-    sentences: list[str] = []
-    unhealthy: list[str] = []
-    for ax, pair in zip(axes, res.pairs):
-        sub, lsub = fixed[pair_mask(fixed, pair)], learned[pair_mask(learned, pair)]
-        if len(sub):
-            sns.lineplot(sub, x="temperature", y="last_top1", hue="method_name", style="logits",
-                         hue_order=list(hues), palette=hues, style_order=styles, markers=markers, dashes=dashes,
-                         errorbar="sd", err_style="bars", err_kws={"capsize": 3}, ax=ax, legend=ax is axes[-1])
-        notes = _compare_sentences(res, sub) + _learned_markers(ax, res, lsub, markers)
-        sentences += [f"{pair[1]} → {pair[2]}: {n}" if len(res.pairs) > 1 else n for n in notes]
-        extra = _reference_lines(ax, res, pair, ref_col)
-        cells, handles = _unhealthy_markers(ax, res, bad[pair_mask(bad, pair)], every[pair_mask(every, pair)],
-                                            chance)
-        unhealthy += cells
-        extra += handles
-        xs = set(sub["temperature"]) | set(np.round(lsub["effective_temperature"].unique()))
-        xs |= {t for t in bad["temperature"].dropna()}
-        temps = _ticks([t for t in xs if np.isfinite(t) and t > 0])
+#: The x axis of each transform: raw logits are divided by T, standardized ones by the base temperature τ.
+X_NAMES = {"none": "temperature T", "zscore": "base temperature τ (z-score)"}
+
+
+def _x_name(transform: str) -> str:
+    return X_NAMES.get(transform, f"temperature ({transform_label(transform)})")
+
+
+def _ce_mean(res: Results, pair: tuple[str, str, str], col: str) -> tuple[float, float]:
+    """(CE-only student's mean, teacher's mean) by ``col`` for a pair; NaN when absent."""
+    teachers, baselines = res.references(pair)
+    return (float(baselines[col].mean()) if len(baselines) else np.nan,
+            float(teachers[col].mean()) if len(teachers) else np.nan)
+
+
+def _diff_axis(ax, res: Results, method: str, fixed: pd.DataFrame, learned: pd.DataFrame, bad: pd.DataFrame,
+               ce: float, transform: str) -> list[str]:
+    """One method and transform: mean top-1 − CE (± 1 std over seeds) against its own temperature axis; learned
+    temperatures as hollow markers on a 'learned T' axis; unhealthy cells as 'x' at the axis floor."""
+    color = res.palette[method]
+    notes = []
+    ax.axhline(0, color="grey", ls="--", lw=1.2)
+    pts = fixed.groupby("temperature")["last_top1"].agg(["mean", "std", "size"]).reset_index()
+    if len(pts):
+        ax.errorbar(pts["temperature"], pts["mean"] - ce, yerr=pts["std"].fillna(0), fmt="-o", color=color,
+                    capsize=3, ms=6)
+        best = pts.loc[pts["mean"].idxmax()]
+        sym = "τ" if transform == "zscore" else "T"
+        notes.append(f"{method_label(method)} {transform_label(transform)}: best {sym}={fmt_num(best['temperature'])}"
+                     f" at {best['mean'] - ce:+.1f} points vs CE")
+    if len(learned):
+        x, m = learned["effective_temperature"].mean(), learned["last_top1"].mean()
+        sd = learned["last_top1"].std(ddof=1) if len(learned) > 1 else None
+        xsd = learned["effective_temperature"].std(ddof=1) if len(learned) > 1 else None
+        ax.errorbar(x, m - ce, xerr=xsd, yerr=sd, fmt="o", ms=9, mfc="white", mew=2, color=color, capsize=3)
+        notes.append(f"{method_label(method)} {transform_label(transform)} learned T≈{x:.1f}: {m - ce:+.1f} points "
+                     "vs CE")
+    xs = set(pts["temperature"]) | ({round(float(learned["effective_temperature"].mean()), 1)} if len(learned)
+                                     else set()) | set(bad["temperature"].dropna())
+    temps = _ticks([t for t in xs if np.isfinite(t) and t > 0])
+    if temps:
         ax.set_xscale("log", base=2)
         ax.set_xticks(temps, [fmt_num(t, 1) for t in temps])
         ax.minorticks_off()
-        ax.set(title=f"{pair[1]} → {pair[2]} ({pair[0]})", xlabel="temperature T (τ for z-score; log scale)",
-               ylabel=f"last-epoch {split} top-1 (%)")
-        if ax is axes[-1]:
-            handles, labels = ax.get_legend_handles_labels()
-            labels = [{"method_name": "method"}.get(lab, lab) for lab in labels]
-            ax.legend(handles + extra, labels + [h.get_label() for h in extra], loc="upper left",
-                      bbox_to_anchor=(1.02, 1.0), fontsize=8)
-    return save(fig, out_dir, "accuracy_vs_temperature", "Accuracy vs temperature",
-                _accuracy_caption(sentences, unhealthy, fixed, split, chance, ref_col))
+    learned_only = pts.empty and len(learned)
+    ax.set_xlabel("learned T (mean over seeds)" if learned_only else _x_name(transform), fontsize=8)
+    ax.set_title(f"{method_label(method)}, {transform_label(transform)}", fontsize=9)
+    return notes
+
+
+def _share_y(axes: list, color: Any, bad: list[pd.DataFrame]) -> None:
+    """One y range for a method's transforms (the union of their data), then its unhealthy cells as 'x' at the
+    bottom of that range."""
+    lims = [ax.get_ylim() for ax in axes]
+    lo, hi = min(a for a, _ in lims), max(b for _, b in lims)
+    for ax, b in zip(axes, bad):
+        ax.set_ylim(lo, hi)
+        if len(b):
+            xb = b["temperature"].where(b["temperature"].notna(), b["effective_temperature"])
+            ax.scatter(xb, [lo] * len(b), marker="x", s=60, linewidths=2, color=color, zorder=4, clip_on=False)
+
+
+def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
+    fixed, learned, bad, every = _grid_frames(res)
+    if fixed.empty and bad.empty and learned.empty:
+        return None
+    split = SPLIT_NAMES[split_of(grid_runs(res.runs))]
+    ref_col = reference_column(res, split)
+    transforms = [t for t in res.transforms if t in set(every["transform"])]
+    panels = [(pair, m) for pair in res.pairs for m in res.methods
+              if (pair_mask(every, pair) & (every["method"] == m)).any()]
+    per_row = 2 if len(transforms) <= 2 else 1
+    nrows = -(-len(panels) // per_row)
+    ncols = per_row * len(transforms)
+    fig = new_figure(2.9 * ncols + 0.6, 2.5 * nrows + 0.6)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    sentences: list[str] = []
+    unhealthy: list[str] = []
+    teachers: list[str] = []
+    for i, (pair, method) in enumerate(panels):
+        row, col0 = divmod(i, per_row)
+        ce, teacher = _ce_mean(res, pair, ref_col)
+        if not np.isnan(teacher) and not np.isnan(ce):
+            teachers.append(f"{pair[1]} {teacher - ce:+.1f}")
+        for j, transform in enumerate(transforms):
+            ax = axes[row, col0 * len(transforms) + j]
+            sel = lambda df: df[pair_mask(df, pair) & (df["method"] == method) & (df["transform"] == transform)]  # noqa: E731
+            notes = _diff_axis(ax, res, method, sel(fixed), sel(learned), sel(bad), ce, transform)
+            sentences += [f"{pair[1]} → {pair[2]}: {n}" if len(res.pairs) > 1 else n for n in notes]
+            ax.set_ylabel(f"top-1 − CE student ({split}, points)" if col0 == 0 and j == 0 else "", fontsize=8)
+        row_axes = list(axes[row, col0 * len(transforms):(col0 + 1) * len(transforms)])
+        _share_y(row_axes, res.palette[method],
+                 [bad[pair_mask(bad, pair) & (bad["method"] == method) & (bad["transform"] == t)] for t in transforms])
+        cells, _ = _unhealthy_markers(axes[row, col0 * len(transforms)], res, bad[pair_mask(bad, pair)
+                                      & (bad["method"] == method)], every[pair_mask(every, pair)], None)
+        unhealthy += cells
+    for ax in axes.ravel()[len(panels) * len(transforms):]:
+        ax.set_visible(False)
+    return save(fig, out_dir, "accuracy_vs_temperature", "Accuracy vs temperature, relative to the CE student",
+                _accuracy_caption(sentences, unhealthy, fixed, split, None, ref_col, teachers))
 
 
 def _accuracy_caption(sentences: list[str], unhealthy: list[str], fixed: pd.DataFrame, split: str,
-                      chance: float | None, ref_col: str = "last_top1") -> str:
+                      chance: float | None, ref_col: str = "last_top1", teachers: list[str] | None = None) -> str:
     """What the accuracy-vs-temperature figure shows: the comparisons, then what a point is and where."""
     n = int(fixed.groupby([*PAIR, "method", "transform", "temperature"]).size().max()) if len(fixed) else 0
     where = ("the validation split held out of the training set (stage 1)" if split == "validation"
              else "the test set")
     text = ("; ".join(sentences) + ". ") if sentences else ""
-    text += (f"Points: mean last-epoch top-1 on {where} over the healthy seeds (error bars ± 1 std, up to n={n}); "
-             "each line uses the KD weight its transform reports; dotted: teacher, dashed with band: CE-trained "
-             "student (± 1 std)")
+    text += (f"Points: mean last-epoch top-1 on {where} minus the CE-only student's (dashed zero line), over the "
+             f"healthy seeds (error bars ± 1 std, up to n={n}); each panel is one method and logit transform with "
+             "its own axis: raw logits against the temperature T, z-score logits against the base temperature τ, "
+             "learned temperatures (hollow markers) against the mean learned T; each line uses the KD weight its "
+             "transform reports")
+    if teachers:
+        text += f"; the teacher lies off the axis, at {', '.join(teachers)} points"
     if split == "validation":
-        text += (", on the same validation split (their last-epoch models)." if ref_col == "val_top1"
-                 else ", both on the test set (no validation logits were kept for them).")
+        text += (", teacher and CE student on the same validation split (their last-epoch models)."
+                 if ref_col == "val_top1" else ", teacher and CE student on the test set (no validation logits "
+                 "were kept for them).")
     else:
         text += "."
     if unhealthy:
-        level = f"chance ({chance:.1f}%)" if chance is not None else "the bottom of the axis"
-        text += (f" ×: grid cells (any KD weight) with unhealthy runs (see Run health), drawn at "
-                 f"{level} and left out of the lines: {'; '.join(unhealthy)}.")
+        text += (" ×: grid cells (any KD weight) with unhealthy runs (see Run health), drawn at the "
+                 f"bottom of the axis and left out of the lines: {'; '.join(unhealthy)}.")
     return text
 
 

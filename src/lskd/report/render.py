@@ -47,8 +47,10 @@ from lskd.report.run_health import health_context
 #: Top-level sections of the report, in order (after the title and the summary paragraph).
 CLAIMS_SECTION = "Does the paper's explanation hold here?"
 SECTIONS = ("Background", "Setup", "Results", CLAIMS_SECTION, "Limitations", "Reproduce")
-#: The figure drawn in the Background section (numbered first); the other general ones go under Results.
+#: The figure drawn in the Background section; the other general ones go under Results.
 PRIMER = "logit_primer"
+#: The figure the report opens with (Figure 1, before everything else).
+OPENING = "summary"
 #: How settings were selected, when ``headline.csv`` has no ``selection`` column (tables of an older version).
 SELECTION_FALLBACK = {
     "paper": SELECTION_NOTE,
@@ -720,9 +722,11 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
     the primer (Background), the general figures (Results), then the claim figures."""
     paper_note, paper_legend, paper_table = _paper_ctx(res)
     logit = res.tables.get("logit_summary")
+    opening = next((f for f in figures if f.name == OPENING), None)
     primer = next((f for f in figures if f.name == PRIMER), None)
-    general = [f for f in figures if not f.name.startswith(CLAIM_PREFIX) and f.name != PRIMER]
-    first = 2 if primer is not None else 1
+    general = [f for f in figures if not f.name.startswith(CLAIM_PREFIX) and f.name not in (PRIMER, OPENING)]
+    primer_number = 1 + (opening is not None)
+    first = primer_number + (primer is not None)
     validation = protocol_of(res) == "validation"
     context = {
         "title": res.config.get("title") or "Logit standardization in knowledge distillation",
@@ -742,7 +746,10 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
         "figures": [_figure_ctx(f, i, figures_dir) for i, f in enumerate(general, start=first)],
         "claims": claims_context(res, figures, first + len(general), figures_dir),
         "claims_section": CLAIMS_SECTION,
-        "primer": _figure_ctx(primer, 1, figures_dir) if primer is not None else None,
+        "primer": _figure_ctx(primer, primer_number, figures_dir) if primer is not None else None,
+        "opening": _figure_ctx(opening, 1, figures_dir) if opening is not None else None,
+        "verdicts": verdict_lines(res),
+        "diagnostics": diagnostics_context(res),
         "zscore_range": zscore_range_text(res),
         "limitations": limitations(res),
         "reproduce": Markup(f"pip install -e .\n{command}\n"
@@ -752,6 +759,85 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
         "results_dir": str(res.results_dir),
     }
     return _environment().get_template("report.md.j2").render(**context)
+
+
+# ---------------------------------------------------------------------------------------------- opening, diagnostics
+def verdict_lines(res: Results) -> list[str]:
+    """One line per LS arm of the headline (:func:`lskd.analysis.inference.verdict_sentence`): its protocol, n,
+    δ, the paired LS − raw difference with its t interval and the verdict."""
+    from lskd.analysis.inference import DEFAULT_SMALLEST_EFFECT, verdict_sentence
+
+    head = res.tables.get("headline", pd.DataFrame())
+    if head.empty or "diff_last_mean" not in head:
+        return []
+    order = {m: i for i, m in enumerate(res.methods)}
+    rows = head[head["diff_last_mean"].notna()]
+    rows = rows.assign(_o=rows["method"].map(order)).sort_values(["_o", "teacher", "student"], kind="stable")
+    multi = rows[["teacher", "student"]].drop_duplicates().shape[0] > 1
+    lines = []
+    for _, r in rows.iterrows():
+        name = method_label(r["method"]) + (" + LS" if r["transform"] == "zscore" else f" {transform_label(r['transform'])}")
+        name += f" ({r['teacher']} → {r['student']})" if multi else ""
+        delta = r.get("delta")
+        lines.append(verdict_sentence(
+            name, str(r.get("protocol") or "paper"), int(r["diff_n"]),
+            DEFAULT_SMALLEST_EFFECT if is_missing(delta) else float(delta), float(r["diff_last_mean"]),
+            float(r["diff_last_lo"]), float(r["diff_last_hi"]), str(r.get("verdict") or "") or "descriptive",
+            float(r.get("p_verdict_holm", math.nan))))
+    return lines
+
+
+def _ci(m: Any, lo: Any, hi: Any, digits: int = 2) -> str:
+    if is_missing(m):
+        return ""
+    return f"{m:+.{digits}f}" if is_missing(lo) else f"{m:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def diagnostics_md(df: pd.DataFrame) -> Markup:
+    """The diagnostics table: per arm gain over CE, gap closed, ECE before/after temperature scaling, cost."""
+    rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), int(r["n"]),
+             _ci(r["gain_ce_mean"], r["gain_ce_lo"], r["gain_ce_hi"]),
+             _ci(r["gap_closed_mean"], r["gap_closed_lo"], r["gap_closed_hi"]),
+             _num(r["ece_mean"], 1), _num(r["ece_ts_mean"], 1), _num(r["ts_temperature_mean"]),
+             _num(r["seconds_per_student_mean"]), "" if is_missing(r["images_per_s_mean"]) else
+             f"{r['images_per_s_mean']:,.0f}", _num(r["cost_vs_kd_raw"], 1) + ("×" if not is_missing(r["cost_vs_kd_raw"])
+                                                                             else "")]
+            for _, r in df.iterrows()]
+    return md_table(rows, ["pair", "method", "logits", "n", "gain over CE, points [95% t CI]",
+                           "gap closed [95% t CI]", "ECE (%)", "ECE after T-scaling (%)", "fitted T",
+                           "s per student", "train images/s", "cost vs KD raw"])
+
+
+def per_class_lines(df: pd.DataFrame) -> list[str]:
+    """Per method: the range of the per-class LS − raw change and the classes at its ends."""
+    out = []
+    for (teacher, student, method), g in df.groupby(["teacher", "student", "method"], sort=False):
+        lo, hi = g.loc[g["change_mean"].idxmin()], g.loc[g["change_mean"].idxmax()]
+        out.append(f"{method_label(method)} ({teacher} → {student}, n = {int(g['n'].iloc[0])}): "
+                   f"{lo['change_mean']:+.1f} ('{lo['class_name']}') to {hi['change_mean']:+.1f} "
+                   f"('{hi['class_name']}') points")
+    return out
+
+
+def diagnostics_context(res: Results) -> dict[str, Any]:
+    """The Diagnostics subsection: table, fit split and cost basis, per-class ranges; ``available`` False when
+    the tables step has not written diagnostics.csv."""
+    diag, per_class = res.tables.get("diagnostics"), res.tables.get("per_class")
+    if diag is None or diag.empty:
+        return {"available": False}
+    splits = sorted({s for v in diag["ts_fit_split"].dropna() for s in str(v).split()})
+    kd = diag[(diag["method"] == "kd") & (diag["transform"] == "none")]
+    costs = diag[diag["transform"] == "none"].dropna(subset=["cost_vs_kd_raw"])
+    return {
+        "available": True,
+        "table": diagnostics_md(diag),
+        "fit_split": " and ".join(SPLIT_NAMES.get(s, s) for s in splits),
+        "fit_on_test": "test" in splits,
+        "cost_basis": ", ".join(sorted(set(diag["cost_basis"].dropna().astype(str)))),
+        "kd_seconds": _num(kd["seconds_per_student_mean"].iloc[0]) if len(kd) else "",
+        "costs": ", ".join(f"{method_label(r['method'])} {r['cost_vs_kd_raw']:.1f}×" for _, r in costs.iterrows()),
+        "per_class": per_class_lines(per_class) if per_class is not None and len(per_class) else [],
+    }
 
 
 def grid_split(res: Results) -> str:
