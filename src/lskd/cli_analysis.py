@@ -42,8 +42,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "official.csv compares each official setting with its cells; without, it is not written")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples for the paired intervals")
-    p = sub.add_parser("claims", help="audit the paper's explanation (logit shift, variance match, relations, "
-                       "authentic evaluation, teacher size, effective temperature) on the runs")
+    p = sub.add_parser("claims", help="audit the paper's explanation on the runs: every registered claim "
+                       "(lskd.claims; $LSKD_PLUGINS may add more)")
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for claims.csv and claims_runs.csv")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples over seeds")
@@ -232,7 +232,7 @@ def _write_tables(out_dir: Path, tables: dict) -> None:
 
 def _claims(args: argparse.Namespace) -> int:
 
-    from lskd.analysis.claims import AuditConfig, audit_runs
+    from lskd.claims import AuditConfig, audit_runs
 
     runs = read_runs(args.runs_csv)
     if "status" in runs:  # the explanation is tested on healthy runs only. Under the validation protocol the
