@@ -47,8 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smallest-effect", type=float,
                    help="smallest effect of interest δ of the headline verdicts, points of top-1 (default: the "
                         "config's analysis.smallest_effect, else lskd.analysis.inference.DEFAULT_SMALLEST_EFFECT)")
-    p = sub.add_parser("claims", help="audit the paper's explanation (logit shift, variance match, relations, "
-                       "authentic evaluation, teacher size, effective temperature) on the runs")
+    p = sub.add_parser("claims", help="audit the paper's explanation on the runs: every registered claim "
+                       "(lskd.claims; $LSKD_PLUGINS may add more)")
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for claims.csv and claims_runs.csv")
     p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples over seeds")
@@ -271,8 +271,8 @@ def _write_tables(out_dir: Path, tables: dict) -> None:
 
 def _claims(args: argparse.Namespace) -> int:
 
-    from lskd.analysis.claims import AuditConfig, audit_runs
     from lskd.analysis.health import healthy_mask
+    from lskd.claims import AuditConfig, audit_runs
 
     runs = read_runs(args.runs_csv)
     if "status" in runs:  # the explanation is tested on healthy runs only. Under the validation protocol the

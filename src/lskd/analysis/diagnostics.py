@@ -39,6 +39,7 @@ from scipy import optimize
 from scipy.special import log_softmax
 
 from lskd.analysis import inference
+from lskd.analysis.health import HEALTHY, healthy_mask
 
 GROUP = ["dataset", "teacher", "student", "method"]
 ARM = [*GROUP, "transform"]
@@ -169,7 +170,7 @@ def _mean(values: Iterable[float]) -> float:
 
 def _references(runs: pd.DataFrame, dataset: Any, teacher: Any, student: Any) -> tuple[dict[int, float], float]:
     """({seed: CE student top-1}, teacher top-1 mean) of a pair."""
-    ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    ok = runs[healthy_mask(runs["status"])] if "status" in runs else runs
     ce = ok[(ok["role"] == "baseline") & (ok["dataset"] == dataset) & (ok["student"] == student)]
     t = ok[(ok["role"] == "teacher") & (ok["dataset"] == dataset) & (ok["teacher"] == teacher)]
     return dict(zip(ce["seed"].astype(int), ce["last_top1"].astype(float))), _mean(t["last_top1"])
@@ -220,8 +221,8 @@ def diagnostics_table(runs: pd.DataFrame, selected: pd.DataFrame, *, protocol: s
     runs = runs.assign(students_in_job=students_in_job(runs))
     selected = selected.assign(students_in_job=runs["students_in_job"].reindex(selected.index).fillna(1).astype(int))
     stage = runs["stage"].fillna("sweep") if "stage" in runs else pd.Series("sweep", index=runs.index)
-    status = runs["status"] if "status" in runs else pd.Series("ok", index=runs.index)
-    grid = runs[(runs["role"] == "distill") & (stage != "confirm") & (status == "ok")]
+    status = runs["status"] if "status" in runs else pd.Series(HEALTHY, index=runs.index)
+    grid = runs[(runs["role"] == "distill") & (stage != "confirm") & healthy_mask(status)]
     evals = {d: load(d) for d in selected["run_dir"]}
     rows = []
     for key, sub in selected.groupby(ARM, dropna=False, sort=False):

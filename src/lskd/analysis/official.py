@@ -27,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from lskd.analysis.formatting import is_missing
+
 FILES = {"cifar100": "official_settings.csv", "imagenet": "official_settings_imagenet.csv"}
 #: The official repositories' model names → lskd's pair names.
 NAMES = {"ShuffleV2": "shufflenet_v2", "MobileNetV2": "mobilenet_v2", "ResNet50": "resnet50"}
@@ -38,7 +40,7 @@ OPTIM_FIELDS = ("epochs", "lr", "batch_size", "milestones", "gamma")
 
 def _number(text: Any) -> float | None:
     """``"0.05(log,2dp)"`` → 0.05; empty → None."""
-    if text is None or (isinstance(text, float) and math.isnan(text)):
+    if is_missing(text):
         return None
     match = re.match(r"\s*([-+0-9.eE]+)", str(text))
     return float(match.group(1)) if match else None
@@ -46,7 +48,7 @@ def _number(text: Any) -> float | None:
 
 def _decay(text: Any) -> tuple[tuple[int, ...] | None, float | None, bool]:
     """``"[150,180,210]x0.1"`` → ((150, 180, 210), 0.1, complete); a log-read list is a prefix (incomplete)."""
-    if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
+    if is_missing(text) or not str(text).strip():
         return None, None, True
     match = re.match(r"\[([0-9, ]*)\](?:x([0-9.]+))?(.*)", str(text))
     if not match:
@@ -58,7 +60,7 @@ def _decay(text: Any) -> tuple[tuple[int, ...] | None, float | None, bool]:
 
 def _accuracy(text: Any) -> tuple[float | None, int | None, str]:
     """``"76.47@228|76.65@231"`` → (76.65, 231, the text): the best run of a log that holds several."""
-    if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
+    if is_missing(text) or not str(text).strip():
         return None, None, ""
     runs = [part.split("@") for part in str(text).split("|")]
     acc, epoch = max(((float(a), int(e)) for a, e in runs), key=lambda r: r[0])
@@ -100,7 +102,7 @@ def expected_settings(row: dict[str, Any], learned_temperature: bool = False) ->
     weight without LS (lskd's is 1, a no-op)."""
     out: dict[str, Any] = {}
     tau = row.get("temperature")
-    if tau is not None and not _missing(tau):
+    if tau is not None and not is_missing(tau):
         if learned_temperature:
             if row["transform"] != "none":
                 out["t_min"] = float(tau)
@@ -108,15 +110,11 @@ def expected_settings(row: dict[str, Any], learned_temperature: bool = False) ->
             out["temperature"] = float(tau)
     for key in ("kd_weight", "ce_weight", "alpha", "beta", "epochs", "lr", "batch_size", "gamma"):
         value = row.get(key)
-        if value is not None and not _missing(value):
+        if value is not None and not is_missing(value):
             out[key] = int(value) if key in ("epochs", "batch_size") else float(value)
     if row.get("milestones"):
         out["milestones"] = tuple(row["milestones"])
     return out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def cell_settings(experiment: Any, cell: Any) -> dict[str, Any]:

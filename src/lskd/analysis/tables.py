@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from lskd.analysis import inference
+from lskd.analysis.formatting import is_missing
 from lskd.analysis.health import HEALTHY, healthy_mask
 from lskd.analysis.paper import PAPER_PROTOCOL, paper_ablation, paper_main_rows, to_paper_model
 from lskd.analysis.stats import fmt_ci, fmt_mean_std, mean_std_n
@@ -94,16 +95,12 @@ LOGIT_METRICS: dict[str, str] = {
 }
 
 
-def _isnan(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def _nan_first(x: Any) -> tuple[int, Any]:
-    return (0, 0.0) if _isnan(x) else (1, x)
+    return (0, 0.0) if is_missing(x) else (1, x)
 
 
 def _transform_rank(t: Any) -> tuple[int, str]:
-    t = "" if _isnan(t) else str(t)
+    t = "" if is_missing(t) else str(t)
     return (TRANSFORM_ORDER.index(t), t) if t in TRANSFORM_ORDER else (len(TRANSFORM_ORDER), t)
 
 
@@ -129,7 +126,7 @@ def _check_unique_seeds(sub: pd.DataFrame, where: Mapping[str, Any]) -> None:
 
 def _key_dict(names: list[str], key: Any) -> dict[str, Any]:
     key = key if isinstance(key, tuple) else (key,)
-    return {n: (None if _isnan(v) else v) for n, v in zip(names, key)}
+    return {n: (None if is_missing(v) else v) for n, v in zip(names, key)}
 
 
 def _status(df: pd.DataFrame) -> pd.Series:
@@ -191,7 +188,7 @@ def selected_runs(runs: pd.DataFrame) -> pd.DataFrame:
 def _match(runs: pd.DataFrame, **eq: Any) -> pd.DataFrame:
     mask = pd.Series(True, index=runs.index)
     for col, value in eq.items():
-        mask &= runs[col].isna() if _isnan(value) else runs[col] == value
+        mask &= runs[col].isna() if is_missing(value) else runs[col] == value
     return runs[mask]
 
 
@@ -281,9 +278,9 @@ def headline_table(runs: pd.DataFrame, *, smallest_effect: float = inference.DEF
         keys = _key_dict(GROUP, key)
         g = _match(sel, **keys)
         refs = _reference_columns(runs, keys["dataset"], keys["teacher"], keys["student"])
-        by_t = {(None if _isnan(t) else t): sub for t, sub in g.groupby("transform", dropna=False, sort=False)}
+        by_t = {(None if is_missing(t) else t): sub for t, sub in g.groupby("transform", dropna=False, sort=False)}
         arm_runs = _match(_distill(runs), **keys)
-        for t in sorted({(None if _isnan(t) else t) for t in arms["transform"]}, key=_transform_rank):
+        for t in sorted({(None if is_missing(t) else t) for t in arms["transform"]}, key=_transform_rank):
             unhealthy = int((~_healthy(_match(arm_runs, transform=t))).sum())
             common = {**keys, "transform": t, "selection": PROTOCOL_NOTES[protocol], "protocol": protocol,
                       "n_unhealthy": unhealthy,
@@ -466,12 +463,12 @@ POINT_COLUMNS: list[str] = [
 
 
 def _text(x: Any) -> str:
-    return "" if _isnan(x) else str(x).strip()
+    return "" if is_missing(x) else str(x).strip()
 
 
 def _cell_label(temperature: Any, kd_weight: Any) -> str:
     """The run folder's setting label, ``T2_w9`` / ``Tlearned_w9`` (:attr:`lskd.workflow.grid.Cell.path`)."""
-    t = "learned" if _isnan(temperature) else f"{float(temperature):g}"
+    t = "learned" if is_missing(temperature) else f"{float(temperature):g}"
     return f"T{t}_w{float(kd_weight):g}"
 
 
@@ -493,7 +490,7 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, flo
 
 
 def _diff_columns(best: pd.Series, reference: Any, prefix: str) -> dict[str, Any]:
-    if _isnan(reference) or best.empty:
+    if is_missing(reference) or best.empty:
         return {f"{prefix}_mean": np.nan, f"{prefix}_lo": np.nan, f"{prefix}_hi": np.nan, prefix: ""}
     mean, lo, hi, n = t_interval(best - float(reference))
     text = fmt_ci(mean, lo, hi) if n >= 2 else f"{mean:+.2f} (n=1: no interval)"
@@ -562,9 +559,9 @@ def paper_points_table(runs: pd.DataFrame, points: pd.DataFrame, *, dataset: str
             "paper_top1": float(hit["top1"].iloc[0]) if len(hit) else np.nan,
             "paper_source": hit["source"].iloc[0] if len(hit) else "",
             "paper_protocol": PAPER_PROTOCOL,
-            "log_best": np.nan if _isnan(point.get("log_best")) else float(point["log_best"]),
-            "log_best_epoch": np.nan if _isnan(point.get("log_best_epoch")) else int(point["log_best_epoch"]),
-            "log_last": np.nan if _isnan(point.get("log_last")) else float(point["log_last"]),
+            "log_best": np.nan if is_missing(point.get("log_best")) else float(point["log_best"]),
+            "log_best_epoch": np.nan if is_missing(point.get("log_best_epoch")) else int(point["log_best_epoch"]),
+            "log_last": np.nan if is_missing(point.get("log_last")) else float(point["log_last"]),
             "log_runs": log_runs, "log_n_runs": len(log_runs.split("|")) if log_runs else 0,
             "log_protocol": LOG_PROTOCOL + (f" (the best of the log's {len(log_runs.split('|'))} runs)"
                                             if "|" in log_runs else ""),

@@ -16,7 +16,7 @@ logit_mean_std                 per-sample logit mean vs std: teacher, KD and KD+
 class_logit_difference         average teacher − student logit per true class, raw and z-scored (Fig. 3)
 confidence_calibration         max-probability of correct vs wrong predictions, reliability diagram, ECE
 logit_primer                   one teacher sample's logits, softmax at T ∈ {0.5, 1, 2, 5}, and after z-score
-claim_<id>                     one per claim of the audit (:data:`lskd.report.figures_claims.CLAIM_FIGURES`),
+claim_<id>                     one per registered claim (:meth:`lskd.claims.Claim.figure`), in claim order,
                                shown in the report's "Does the paper's explanation hold here?" section
 =============================  =======================================================================
 """
@@ -24,16 +24,17 @@ claim_<id>                     one per claim of the audit (:data:`lskd.report.fi
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lskd.claims.base import CLAIM_PREFIX
+from lskd.claims.registry import registered_claims
 from lskd.report.figures_accuracy import (
     accuracy_vs_temperature,
     kd_weight_temperature_heatmap,
     training_curves,
 )
-from lskd.report.figures_claims import CLAIM_FIGURES
 from lskd.report.figures_common import Figure, MissingAnalysisError, Results, load_results, plot_style
 from lskd.report.figures_logits import (
     class_logit_difference,
@@ -43,10 +44,9 @@ from lskd.report.figures_logits import (
 from lskd.report.figures_primer import logit_primer
 from lskd.report.figures_summary import summary
 
-#: File-name prefix of the claim figures.
-CLAIM_PREFIX = "claim_"
-#: Figure name → function, in report order.
-FIGURES: dict[str, Callable[[Results, Path], Figure | None]] = {
+Draw = Callable[[Results, Path], Figure | None]
+#: The figures that illustrate no claim, in report order.
+GENERAL_FIGURES: dict[str, Draw] = {
     "summary": summary,
     "accuracy_vs_temperature": accuracy_vs_temperature,
     "kd_weight_temperature_heatmap": kd_weight_temperature_heatmap,
@@ -55,8 +55,28 @@ FIGURES: dict[str, Callable[[Results, Path], Figure | None]] = {
     "class_logit_difference": class_logit_difference,
     "confidence_calibration": confidence_calibration,
     "logit_primer": logit_primer,
-    **{f"{CLAIM_PREFIX}{claim}": draw for claim, draw in CLAIM_FIGURES.items()},
 }
+
+
+class _Figures(Mapping[str, Draw]):
+    """Figure name → function in report order: :data:`GENERAL_FIGURES`, then each registered claim's figure (read
+    from the registry each time, so a claim added by a plug-in is drawn too)."""
+
+    def _all(self) -> dict[str, Draw]:
+        return {**GENERAL_FIGURES, **{c.figure_name: c.figure for c in registered_claims()}}
+
+    def __getitem__(self, name: str) -> Draw:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+#: Figure name → function, in report order.
+FIGURES: Mapping[str, Draw] = _Figures()
 
 
 def draw_figures(results: Results, out_dir: Path) -> list[Figure]:
@@ -89,4 +109,4 @@ def make_figures(results_dir: Path, out_dir: Path, config: dict[str, Any]) -> li
     return draw_figures(load_results(results_dir, config), out_dir)
 
 
-__all__ = ["CLAIM_PREFIX", "FIGURES", "Figure", "draw_figures", "make_figures"]
+__all__ = ["CLAIM_PREFIX", "FIGURES", "GENERAL_FIGURES", "Figure", "draw_figures", "make_figures"]

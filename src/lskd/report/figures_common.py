@@ -27,6 +27,7 @@ from lskd.analysis import (
     read_run_stats,
     selected_runs,
 )
+from lskd.analysis.formatting import fmt_num, is_missing
 from lskd.engine.io import read_json, read_tensors
 from lskd.layout import STATS as STATS_FILE
 from lskd.layout import logits_path
@@ -48,23 +49,12 @@ class Figure:
 
 
 # ---------------------------------------------------------------------------------------------- labels
-def is_missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def transform_label(t: Any) -> str:
     return "—" if is_missing(t) else TRANSFORM_LABELS.get(str(t), str(t))
 
 
 def method_label(m: Any) -> str:
     return "—" if is_missing(m) else str(m).upper()
-
-
-def fmt_num(x: Any, digits: int = 2) -> str:
-    """``2.0 → "2"``, ``0.9 → "0.9"``; empty for a missing value."""
-    if is_missing(x):
-        return ""
-    return f"{float(x):.{digits}f}".rstrip("0").rstrip(".") if float(x) != int(float(x)) else str(int(float(x)))
 
 
 def setting_label(row: pd.Series) -> str:

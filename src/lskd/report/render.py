@@ -21,22 +21,20 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from lskd.analysis import PAPER_PROTOCOL, SELECTION_NOTE, paper_context_table
-from lskd.analysis.claim_verdicts import VERDICTS
-from lskd.analysis.claims import CLAIMS
+from lskd.analysis.formatting import fmt_interval, fmt_num, is_missing
 from lskd.analysis.health import HEALTHY, MEANINGS, healthy_mask, is_healthy
 from lskd.analysis.inference import DESCRIPTIVE, MIN_SEEDS, fmt_p
 from lskd.analysis.official import official_settings
 from lskd.analysis.tables import NO_HEALTHY, NO_HEALTHY_CONFIRM
+from lskd.claims import CLAIMS, VERDICTS
+from lskd.claims.plots import claims_tables
 from lskd.engine.io import write_text
 from lskd.report.figures import CLAIM_PREFIX, draw_figures
 from lskd.report.figures_accuracy import SPLIT_NAMES, column, grid_runs
-from lskd.report.figures_claims import claims_tables
 from lskd.report.figures_common import (
     PAIR,
     Figure,
     Results,
-    fmt_num,
-    is_missing,
     load_results,
     method_label,
     pair_mask,
@@ -86,10 +84,6 @@ def md_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> Markup:
     return Markup("\n".join(lines))
 
 
-def _num(x: Any, digits: int = 2) -> str:
-    return "" if is_missing(x) else f"{float(x):.{digits}f}"
-
-
 def _pair(row: Any) -> str:
     return f"{row['teacher']} → {row['student']}"
 
@@ -97,7 +91,7 @@ def _pair(row: Any) -> str:
 def _temperature(row: Any) -> str:
     if is_missing(row["temperature"]):
         t = row.get("effective_temperature_mean", row.get("effective_temperature"))
-        return f"learned ({_num(t, 1)})" if not is_missing(t) else "learned"
+        return f"learned ({fmt_num(t, 1, fixed=True)})" if not is_missing(t) else "learned"
     return fmt_num(row["temperature"])
 
 
@@ -137,7 +131,7 @@ def _verdict_cell(row: Any) -> str:
         return ""
     if label == DESCRIPTIVE:
         return f"{label} (n < {MIN_SEEDS})"
-    return f"{label} (δ {_num(row.get('delta'))}, Holm p {fmt_p(float(row.get('p_verdict_holm', float('nan'))))})"
+    return f"{label} (δ {fmt_num(row.get('delta'), fixed=True)}, Holm p {fmt_p(float(row.get('p_verdict_holm', float('nan'))))})"
 
 
 def headline_md(df: pd.DataFrame) -> Markup:
@@ -197,7 +191,7 @@ def logit_md(df: pd.DataFrame) -> Markup:
     shown = [(f"{c}_mean" if f"{c}_mean" in df else c, h, d) for c, h, d in LOGIT_COLUMNS]
     shown = [(c, h, d) for c, h, d in shown if c in df]
     rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), _temperature(r),
-             fmt_num(r["kd_weight"]), r.get("n", 1), *(_num(r[c], d) for c, _, d in shown)]
+             fmt_num(r["kd_weight"]), r.get("n", 1), *(fmt_num(r[c], d, fixed=True) for c, _, d in shown)]
             for _, r in df.iterrows()]
     return md_table(rows, ["pair", "method", "logits", "T", "w", "n", *(h for _, h, _ in shown)])
 
@@ -206,8 +200,9 @@ def paper_md(df: pd.DataFrame) -> tuple[str, Markup]:
     """(note, table): our matched rows next to the paper's, or the paper's numbers summarised as context."""
     if len(df) and str(df["table"].iloc[0]).startswith("comparison"):
         rows = [[f"{r['paper_teacher']} → {r['paper_student']}", method_label(r["method"]),
-                 transform_label(r["transform"]), r["ours_best_top1"], r["ours_last_top1"], _num(r["paper_top1"]),
-                 _num(r["diff_best_minus_paper"]), r["paper_source"]] for _, r in df.iterrows()]
+                 transform_label(r["transform"]), r["ours_best_top1"], r["ours_last_top1"],
+                 fmt_num(r["paper_top1"], fixed=True), fmt_num(r["diff_best_minus_paper"], fixed=True),
+                 r["paper_source"]] for _, r in df.iterrows()]
         note = (f"Matched rows. The paper's numbers are its {PAPER_PROTOCOL}; compare them with our best-epoch "
                 "column (our last-epoch headline is shown too). Sources are kept apart: ours are this run, the "
                 "paper's are quoted from its tables.")
@@ -222,7 +217,8 @@ def paper_md(df: pd.DataFrame) -> tuple[str, Markup]:
             continue
         wide = wide.dropna(subset=["none", "zscore"])
         gain = wide["zscore"] - wide["none"]
-        rows.append([dataset, method_label(method), len(wide), _num(wide["none"].mean()), _num(wide["zscore"].mean()),
+        rows.append([dataset, method_label(method), len(wide), fmt_num(wide["none"].mean(), fixed=True),
+                     fmt_num(wide["zscore"].mean(), fixed=True),
                      f"{gain.mean():+.2f}", f"{gain.min():+.2f} to {gain.max():+.2f}"])
     note = ("No row of this run matches a row of the paper (other dataset or models), so the paper's numbers "
             f"are shown as **context only, not compared with ours**: {PAPER_PROTOCOL}, summarised over its "
@@ -238,7 +234,7 @@ def _log_best(row: Any) -> str:
     epoch = "" if is_missing(row["log_best_epoch"]) else f" @{int(row['log_best_epoch'])}"
     runs = "" if is_missing(row["log_runs"]) else str(row["log_runs"])
     many = f" (best of {len(runs.split('|'))} runs: {runs.replace('|', ', ')})" if "|" in runs else ""
-    return f"{_num(row['log_best'])}{epoch}{many}"
+    return f"{fmt_num(row['log_best'], fixed=True)}{epoch}{many}"
 
 
 def _point_pair(row: Any) -> str:
@@ -270,7 +266,8 @@ def paper_points_md(df: pd.DataFrame) -> tuple[str, list[str], Markup]:
     """(note, legend lines, table) of ``official.csv``: per official setting the paper's number, the official
     log's, ours at that point under the paper's protocol and lskd's, and ours − paper / − log with a t-interval."""
     rows = [[_point_pair(r), method_label(r["method"]), transform_label(r["transform"]), _point_cells(r),
-             _point_status(r), _num(r["paper_top1"]) or "—", _log_best(r), _num(r["log_last"]) or "—",
+             _point_status(r), fmt_num(r["paper_top1"], fixed=True) or "—", _log_best(r),
+             fmt_num(r["log_last"], fixed=True) or "—",
              _or_dash(r["ours_best_top1"]), _or_dash(r["ours_last_top1"]), _or_dash(r["best_minus_paper"]),
              _or_dash(r["best_minus_log"])] for _, r in df.iterrows()]
     counts = {k: int(v) for k, v in df["status"].value_counts().items()}
@@ -324,17 +321,14 @@ def _scope(row: Any) -> str:
 def _estimate(row: Any) -> str:
     if row["verdict"] == "not applicable" or is_missing(row["estimate"]):
         return ""
-    f = ".3f" if row["claim"] == "effective_temp" else "+.3f"  # a ratio, compared with the grid step
-    if is_missing(row["lo"]) or is_missing(row["hi"]):
-        return f"{row['estimate']:{f}} (no interval)"
-    return f"{row['estimate']:{f}} [{row['lo']:{f}}, {row['hi']:{f}}]"
+    return fmt_interval(row["estimate"], row["lo"], row["hi"], 3, signed=CLAIMS[row["claim"]].signed)
 
 
 def _prediction(row: Any) -> str:
     if is_missing(row["threshold"]) or not row["direction"] or is_missing(row["direction"]):
         return ""
-    f = ".3g" if row["claim"] == "effective_temp" else "+.3g"
-    return f"{'>' if row['direction'] == 'above' else '<'} {row['threshold']:{f}}"
+    threshold = fmt_num(row["threshold"], 3, general=True, signed=CLAIMS[row["claim"]].signed)
+    return f"{'>' if row['direction'] == 'above' else '<'} {threshold}"
 
 
 def claims_md(df: pd.DataFrame) -> Markup:
@@ -354,11 +348,10 @@ def claims_context(res: Results, figures: Sequence[Figure], first_number: int, f
     items, number = [], first_number
     for claim in CLAIMS.values():
         rows = df[df["claim"] == claim.id]
-        figure = by_name.get(f"{CLAIM_PREFIX}{claim.id}")
+        figure = by_name.get(claim.figure_name)
         fig_ctx = None
         if figure is not None:
-            fig_ctx = {"number": number, "title": figure.title, "caption": figure.caption,
-                       "src": Markup(f"{figures_dir}/{figure.path.name}")}
+            fig_ctx = _figure_ctx(figure, number, figures_dir)
             number += 1
         items.append({
             "title": claim.title, "paper": claim.paper, "statement": claim.statement, "figure": fig_ctx,
@@ -367,6 +360,13 @@ def claims_context(res: Results, figures: Sequence[Figure], first_number: int, f
         })
     tally = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
     return {"table": claims_md(df), "entries": items, "tally": tally, "tests": claims_tests(df)}
+
+
+def claims_section_md(res: Results, figures: Sequence[Figure], first_number: int,
+                      figures_dir: str = "figures") -> Markup:
+    """The report's claims section, rendered from ``templates/claims.md.j2`` with :func:`claims_context`."""
+    context = claims_context(res, figures, first_number, figures_dir)
+    return Markup(_environment().get_template("claims.md.j2").render(claims=context, claims_section=CLAIMS_SECTION))
 
 
 def claims_tests(df: pd.DataFrame) -> list[str]:
@@ -484,10 +484,10 @@ def ranking_md(res: Results) -> Markup:
     for _, r in head.iterrows():
         healthy = bool(r["_healthy"]) and not is_missing(r["last_top1_mean"])
         rank += healthy
-        std = "" if is_missing(r.get("last_top1_std")) else f" ± {_num(r['last_top1_std'])}"
+        std = "" if is_missing(r.get("last_top1_std")) else f" ± {fmt_num(r['last_top1_std'], fixed=True)}"
         rows.append([rank if healthy else "—", _pair(r), method_label(r["method"]), transform_label(r["transform"]),
                      _temperature(r), fmt_num(r["kd_weight"]), "" if is_missing(r["n"]) else int(r["n"]),
-                     f"{_num(r['last_top1_mean'])}{std}" if healthy else r["status"]])
+                     f"{fmt_num(r['last_top1_mean'], fixed=True)}{std}" if healthy else r["status"]])
     return md_table(rows, ["rank", "pair", "method", "logits", "T", "w", "n", "last top-1 (%)"])
 
 
@@ -744,8 +744,7 @@ def render_markdown(res: Results, figures: Sequence[Figure], figures_dir: str, c
         "paper_note": paper_note,
         "paper_legend": paper_legend,
         "figures": [_figure_ctx(f, i, figures_dir) for i, f in enumerate(general, start=first)],
-        "claims": claims_context(res, figures, first + len(general), figures_dir),
-        "claims_section": CLAIMS_SECTION,
+        "claims_md": claims_section_md(res, figures, first + len(general), figures_dir),
         "primer": _figure_ctx(primer, primer_number, figures_dir) if primer is not None else None,
         "opening": _figure_ctx(opening, 1, figures_dir) if opening is not None else None,
         "verdicts": verdict_lines(res),
@@ -798,9 +797,9 @@ def diagnostics_md(df: pd.DataFrame) -> Markup:
     rows = [[_pair(r), method_label(r["method"]), transform_label(r["transform"]), int(r["n"]),
              _ci(r["gain_ce_mean"], r["gain_ce_lo"], r["gain_ce_hi"]),
              _ci(r["gap_closed_mean"], r["gap_closed_lo"], r["gap_closed_hi"]),
-             _num(r["ece_mean"], 1), _num(r["ece_ts_mean"], 1), _num(r["ts_temperature_mean"]),
-             _num(r["seconds_per_student_mean"]), "" if is_missing(r["images_per_s_mean"]) else
-             f"{r['images_per_s_mean']:,.0f}", _num(r["cost_vs_kd_raw"], 1) + ("×" if not is_missing(r["cost_vs_kd_raw"])
+             fmt_num(r["ece_mean"], 1, fixed=True), fmt_num(r["ece_ts_mean"], 1, fixed=True), fmt_num(r["ts_temperature_mean"], fixed=True),
+             fmt_num(r["seconds_per_student_mean"], fixed=True), "" if is_missing(r["images_per_s_mean"]) else
+             f"{r['images_per_s_mean']:,.0f}", fmt_num(r["cost_vs_kd_raw"], 1, fixed=True) + ("×" if not is_missing(r["cost_vs_kd_raw"])
                                                                              else "")]
             for _, r in df.iterrows()]
     return md_table(rows, ["pair", "method", "logits", "n", "gain over CE, points [95% t CI]",
@@ -834,7 +833,7 @@ def diagnostics_context(res: Results) -> dict[str, Any]:
         "fit_split": " and ".join(SPLIT_NAMES.get(s, s) for s in splits),
         "fit_on_test": "test" in splits,
         "cost_basis": ", ".join(sorted(set(diag["cost_basis"].dropna().astype(str)))),
-        "kd_seconds": _num(kd["seconds_per_student_mean"].iloc[0]) if len(kd) else "",
+        "kd_seconds": fmt_num(kd["seconds_per_student_mean"].iloc[0], fixed=True) if len(kd) else "",
         "costs": ", ".join(f"{method_label(r['method'])} {r['cost_vs_kd_raw']:.1f}×" for _, r in costs.iterrows()),
         "per_class": per_class_lines(per_class) if per_class is not None and len(per_class) else [],
     }
@@ -887,5 +886,5 @@ def build_report(results_dir: Path, report_dir: Path, config: dict[str, Any], *,
     return md_path, html_path
 
 
-__all__ = ["CLAIMS_SECTION", "SECTIONS", "build_report", "claims_md", "md_escape", "md_table", "paper_points_md",
-           "render_html", "render_markdown"]
+__all__ = ["CLAIMS_SECTION", "SECTIONS", "build_report", "claims_md", "claims_section_md", "md_escape", "md_table",
+           "paper_points_md", "render_html", "render_markdown"]

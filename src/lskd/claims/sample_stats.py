@@ -1,4 +1,4 @@
-"""Per-sample quantities behind the claims audit (:mod:`lskd.analysis.claims`).
+"""Per-sample quantities behind the claims audit (:mod:`lskd.claims`).
 
 For one test sample with student logits ``z ∈ R^K``, teacher logits ``v ∈ R^K``, ``m(·)`` the mean over the ``K``
 classes and ``σ(·)`` the standard deviation (``ddof=1``, as the official code), Sun et al. (CVPR 2024):

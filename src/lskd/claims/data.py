@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lskd.analysis.claim_stats import (
+from lskd.analysis.collect import resolve_teacher_dir
+from lskd.analysis.formatting import is_missing
+from lskd.analysis.logit_stats import read_run_stats
+from lskd.analysis.tables import selected_runs
+from lskd.claims.sample_stats import (
     EVAL_TEMPERATURE,
     claim_sample_stats,
     effective_temperature_gap,
     teacher_sample_stats,
 )
-from lskd.analysis.collect import resolve_teacher_dir
-from lskd.analysis.logit_stats import read_run_stats
-from lskd.analysis.tables import selected_runs
 from lskd.layout import STATS as STATS_FILE
 from lskd.layout import logits_file
 
@@ -38,7 +39,7 @@ STUDENT_KEYS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class StudentRun:
     """A distilled student: its keys (:data:`STUDENT_KEYS`; ``selected`` = the setting the headline reports)
-    and its per-sample :func:`lskd.analysis.claim_stats.claim_sample_stats`."""
+    and its per-sample :func:`lskd.claims.sample_stats.claim_sample_stats`."""
 
     key: dict[str, Any]
     samples: pd.DataFrame
@@ -51,9 +52,9 @@ class StudentRun:
 @dataclass(frozen=True)
 class TeacherRun:
     """A teacher: ``name`` (the config's key), ``model``, ``num_params``, last-epoch ``accuracy`` (%), per-sample
-    ``samples`` (:func:`lskd.analysis.claim_stats.teacher_sample_stats`), a digest of its test ``targets`` (two
+    ``samples`` (:func:`lskd.claims.sample_stats.teacher_sample_stats`), a digest of its test ``targets`` (two
     teachers are comparable per sample only on the same test samples) and ``identity_gap`` (see
-    :func:`lskd.analysis.claim_stats.effective_temperature_gap`)."""
+    :func:`lskd.claims.sample_stats.effective_temperature_gap`)."""
 
     dataset: str
     name: str
@@ -67,7 +68,7 @@ class TeacherRun:
 
 @dataclass
 class AuditData:
-    """Everything the six claims read."""
+    """Everything the claims read."""
 
     students: list[StudentRun] = field(default_factory=list)
     teachers: list[TeacherRun] = field(default_factory=list)
@@ -94,14 +95,10 @@ def _read_logits(run_dir: Path, split: str = "test") -> tuple[np.ndarray, np.nda
     return t["logits"].double().numpy(), t["targets"].long().numpy()
 
 
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and np.isnan(x))
-
-
 def _student_key(row: dict[str, Any], selected: bool) -> dict[str, Any]:
     key = {k: row.get(k) for k in STUDENT_KEYS}
-    key.update(selected=selected, temperature=None if _missing(row.get("temperature")) else float(row["temperature"]),
-               kd_weight=None if _missing(row.get("kd_weight")) else float(row["kd_weight"]),
+    key.update(selected=selected, temperature=None if is_missing(row.get("temperature")) else float(row["temperature"]),
+               kd_weight=None if is_missing(row.get("kd_weight")) else float(row["kd_weight"]),
                seed=int(row["seed"]), effective_temperature=float(row.get("effective_temperature") or 1.0))
     return key
 
@@ -136,7 +133,7 @@ def load_audit_data(runs: pd.DataFrame) -> AuditData:
         v, y = _read_logits(run_dir)
         data.teachers.append(TeacherRun(
             dataset=str(row["dataset"]), name=str(row["teacher"]), model=str(row["model"]),
-            num_params=float(row["num_params"]) if not _missing(row.get("num_params")) else float("nan"),
+            num_params=float(row["num_params"]) if not is_missing(row.get("num_params")) else float("nan"),
             accuracy=float(row["last_top1"]), samples=teacher_sample_stats(v), targets_digest=targets_digest(y),
             identity_gap=effective_temperature_gap(v, EVAL_TEMPERATURE)))
     return data

@@ -11,43 +11,26 @@ import pytest
 from scipy import special
 from scipy import stats as sps
 
-from lskd.analysis.claim_data import (
-    AuditData,
-    StudentRun,
-    TeacherRun,
-    run_claims_table,
-    targets_digest,
-)
-from lskd.analysis.claim_stats import (
+from lskd.analysis.stats import BootstrapCI, bootstrap_ci, mean_of, paired_bootstrap_ci
+from lskd.claims import CLAIMS, AuditConfig, audit_claims
+from lskd.claims.data import AuditData, StudentRun, TeacherRun, run_claims_table, targets_digest
+from lskd.claims.effective_temp import grid_step
+from lskd.claims.relations import kendall_margin
+from lskd.claims.sample_stats import (
     claim_sample_stats,
     effective_temperature_gap,
     residual_spread,
     teacher_sample_stats,
     topk_overlap,
 )
-from lskd.analysis.claim_verdicts import (
-    INCONCLUSIVE,
-    NOT_APPLICABLE,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    mean_of,
-    percentile_bootstrap,
-    verdict,
-)
-from lskd.analysis.claims import (
-    CLAIMS,
-    AuditConfig,
-    audit_claims,
-    claim_authentic_eval,
-    claim_effective_temp,
-    claim_logit_shift,
-    claim_relations,
-    claim_teacher_size,
-    claim_variance_match,
-    grid_step,
-    kendall_margin,
-)
-from lskd.analysis.stats import BootstrapCI
+from lskd.claims.verdicts import INCONCLUSIVE, NOT_APPLICABLE, NOT_SUPPORTED, SUPPORTED, verdict
+
+claim_logit_shift = CLAIMS["logit_shift"].check
+claim_variance_match = CLAIMS["variance_match"].check
+claim_relations = CLAIMS["relations"].check
+claim_authentic_eval = CLAIMS["authentic_eval"].check
+claim_teacher_size = CLAIMS["teacher_size"].check
+claim_effective_temp = CLAIMS["effective_temp"].check
 
 N, K = 300, 10
 CFG = AuditConfig(n_boot=2000, n_boot_samples=400)
@@ -149,14 +132,17 @@ def test_verdict_rule(lo, hi, threshold, direction, expected):
     assert verdict(BootstrapCI(lo, lo, lo, 1, True), threshold, direction) == INCONCLUSIVE
 
 
-def test_percentile_bootstrap_matches_scipy_for_a_mean():
+def test_one_bootstrap_is_scipys_percentile_bootstrap():
     x = np.random.default_rng(3).normal(1.0, 2.0, size=200)
-    ci = percentile_bootstrap(mean_of(x), len(x), n_boot=4000, seed=1)
-    ref = sps.bootstrap((x,), np.mean, n_resamples=4000, method="percentile", rng=np.random.default_rng(2))
+    ci = bootstrap_ci(mean_of(x), len(x), n_boot=4000, seed=1)
+    ref = sps.bootstrap((x,), np.mean, n_resamples=4000, method="percentile", rng=np.random.default_rng(1))
     assert ci.mean == pytest.approx(x.mean()) and not ci.degenerate
-    assert ci.lo == pytest.approx(ref.confidence_interval.low, abs=0.05)
-    assert ci.hi == pytest.approx(ref.confidence_interval.high, abs=0.05)
-    assert percentile_bootstrap(mean_of(x[:1]), 1).degenerate
+    assert ci.lo == pytest.approx(ref.confidence_interval.low, rel=1e-12)
+    assert ci.hi == pytest.approx(ref.confidence_interval.high, rel=1e-12)
+    assert paired_bootstrap_ci(x, n_boot=4000, seed=1)[1:] == pytest.approx(tuple(ci)[1:])  # the same function
+    assert bootstrap_ci(mean_of(x[:1]), 1).degenerate
+    undefined = bootstrap_ci(lambda idx: np.full(len(idx), np.nan), len(x), n_boot=100)
+    assert undefined.degenerate and math.isnan(undefined.lo)  # no finite resample: no interval
 
 
 # ------------------------------------------------------------------ claims 1-3: raw vs z-score students
@@ -195,7 +181,7 @@ def test_missing_zscore_runs_are_not_applicable():
     for check in (claim_logit_shift, claim_variance_match, claim_relations):
         row = _only(check(data, CFG))
         assert row.verdict == NOT_APPLICABLE and row.evidence == ("not applicable: no healthy z-score KD student "
-                                                                     "(collapsed and diverged runs are left out of the audit)")
+                                                                     "(unhealthy runs are left out of the audit: see Run health)")
 
 
 # ------------------------------------------------------------------ claim 4: authentic evaluation
