@@ -27,6 +27,7 @@ from lskd.analysis import (
     read_run_stats,
     selected_runs,
 )
+from lskd.analysis.diagnostics import dataset_class_names  # noqa: F401  (re-exported for the figures)
 from lskd.analysis.formatting import fmt_num, is_missing
 from lskd.engine.io import read_json, read_tensors
 from lskd.layout import STATS as STATS_FILE
@@ -76,17 +77,6 @@ def span_phrase(values: list[float], unit: str = " points") -> str:
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def dataset_class_names(dataset: str, k: int) -> list[str]:
-    """The dataset's class names from :func:`lskd.data.get_spec`, or ``0 … k-1`` when unknown or mismatched."""
-    try:
-        from lskd.data import get_spec
-
-        names = list(get_spec(dataset).class_names)
-    except (ValueError, KeyError, ImportError):
-        names = []
-    return names if len(names) == k else [str(i) for i in range(k)]
-
-
 def locate_run_dir(results_dir: Path, run_dir: str) -> Path:
     """A run folder named in a table (:func:`lskd.layout.resolve_stored`)."""
     return layout.resolve_stored(results_dir, run_dir)
