@@ -54,25 +54,13 @@ def test_first_screen_says_what_how_long_and_where():
     assert len(text) < 20_000, "README grew past its first-screen budget; move reference material to workflow/ or configs/"
 
 
-def _signed(text: str) -> float:
-    return float(text.replace("−", "-").replace("+", ""))
-
-
-def test_the_headline_numbers_are_those_of_the_run_kept_in_report_default():
-    """The README's default-run verdicts (z-score − raw with its interval, and each raw arm's accuracy) are read back
-    from that run's headline.csv, kept beside its figure in report/default/: editing one without the other fails."""
-    import pandas as pd
+def test_the_default_run_account_is_generated_from_its_kept_tables():
+    """The README's account of the default run is what `lskd readme-block` writes from that run's tables, kept in
+    report/default/ (headline, runs, claims, run.json): editing a number by hand, or the tables without the README,
+    fails here."""
+    from lskd.report.readme_block import block_of, read_kept, run_account
 
     text = (ROOT / "README.md").read_text()
-    caption = text[text.index("*Stage 1 of the default run"):]
-    caption = " ".join(caption[:caption.index("*\n")].split())
-    headline = pd.read_csv(ROOT / "report/default/headline.csv").set_index(["method", "transform"])
-    number = r"([−+]?\d+\.\d\d)"
-    quoted = re.findall(rf"{number} \[{number}, {number}\](?: points for)? (\w+)", caption)
-    assert len(quoted) == len(headline.xs("zscore", level="transform")) > 0
-    for mean, lo, hi, label in quoted:
-        row = headline.loc[(label.lower(), "zscore")]
-        assert [_signed(mean), _signed(lo), _signed(hi)] == [round(row[c], 2) for c in
-                                                              ("diff_last_mean", "diff_last_lo", "diff_last_hi")], label
-    raw = [float(x) for x in re.search(r"raw ([\d., ]+)%", caption).group(1).split(", ")]
-    assert raw == [round(headline.loc[(label.lower(), "none"), "last_top1_mean"], 2) for *_, label in quoted]
+    assert block_of(text) == run_account(*read_kept(ROOT / "report/default"))
+    figure = re.search(r"!\[[^\]]*\]\((report/default/[^)]+\.png)\)", text)
+    assert figure and (ROOT / figure.group(1)).exists()

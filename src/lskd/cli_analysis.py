@@ -90,6 +90,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs-per-gpu", type=int, help="training jobs sharing a GPU in the smoke run (default 4)")
     p.add_argument("--repo", type=Path, help="repository root (default: the checkout of the editable install)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (32 images, 1 epoch, groups of 2): tests, CPU")
+    p = sub.add_parser("readme-block", help="keep a run's quoted tables (headline, runs, claims) and print the "
+                       "README's account of it, generated from them")
+    p.add_argument("results", help="the run's results folder (holds tables/)")
+    p.add_argument("--out", default="report/default", help="where to keep the tables and run.json")
+    p.add_argument("--wall-seconds", type=float, help="the pipeline's measured wall time, quoted in the account")
+    p.add_argument("--readme", help="also replace the account block in this README")
     p = sub.add_parser("report", help="figures and the Markdown + self-contained HTML report")
     p.add_argument("--results", type=Path, required=True, help="results folder (runs/ and tables/)")
     p.add_argument("--config", type=Path, help="the workflow config (YAML), validated")
@@ -351,6 +357,17 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "select": _select, "tables": _tables,
+def _readme_block(args: argparse.Namespace) -> int:
+    from lskd.report.readme_block import keep_run, replace_block
+
+    account = keep_run(args.results, args.out, args.wall_seconds)
+    if args.readme:
+        path = Path(args.readme)
+        path.write_text(replace_block(path.read_text(), account))
+    print(account)
+    return 0
+
+
+COMMANDS = {"readme-block": _readme_block, "bench": _bench, "logit-stats": _logit_stats, "collect": _collect, "select": _select, "tables": _tables,
             "claims": _claims, "gpu-check": _gpu_check,
             "primer": _primer, "report": _report}
