@@ -110,15 +110,15 @@ def _unhealthy_cells(bad: pd.DataFrame) -> pd.DataFrame:
 
 
 def _unhealthy_markers(ax, res: Results, bad: pd.DataFrame, seeds: pd.DataFrame, chance: float | None,
-                       ) -> tuple[list[str], list[Line2D]]:
-    """An 'x' at the chance level (the axis floor when unknown) per cell with an unhealthy run;
-    returns a caption phrase per cell and the legend handle."""
+                       draw: bool = True) -> tuple[list[str], list[Line2D]]:
+    """An 'x' at the chance level (the axis floor when unknown) per cell with an unhealthy run (``draw``: else only
+    the notes); returns a caption phrase per cell and the legend handle."""
     if bad.empty:
         return [], []
     y = chance if chance is not None else ax.get_ylim()[0]
     notes = []
     for r in _unhealthy_cells(bad).itertuples(index=False):
-        if np.isfinite(r.x):
+        if draw and np.isfinite(r.x):
             ax.scatter([r.x], [y], marker="x", s=70, linewidths=2, color=res.palette[r.method], zorder=4)
         t = "learned T" if pd.isna(r.temperature) else f"T={fmt_num(r.temperature)}"
         same_t = seeds["temperature"].isna() if pd.isna(r.temperature) else seeds["temperature"] == r.temperature
@@ -243,7 +243,8 @@ def accuracy_vs_temperature(res: Results, out_dir: Path) -> Figure | None:
         _share_y(row_axes, res.palette[method],
                  [bad[pair_mask(bad, pair) & (bad["method"] == method) & (bad["transform"] == t)] for t in transforms])
         cells, _ = _unhealthy_markers(axes[row, col0 * len(transforms)], res, bad[pair_mask(bad, pair)
-                                      & (bad["method"] == method)], every[pair_mask(every, pair)], None)
+                                      & (bad["method"] == method)], every[pair_mask(every, pair)], None,
+                                      draw=False)  # the panels draw their own (_diff_axis)
         unhealthy += cells
     for ax in axes.ravel()[len(panels) * len(transforms):]:
         ax.set_visible(False)
