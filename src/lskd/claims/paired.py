@@ -15,20 +15,16 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 import numpy as np
 import pandas as pd
 
-from lskd.analysis.stats import bootstrap_ci, mean_of, paired_bootstrap_ci
 from lskd.claims.base import (
     LS,
     RAW,
-    SAMPLE_BATCH,
     AuditConfig,
     Claim,
     nanmean,
     pair_scope,
-    sample_test,
-    seed_test,
 )
 from lskd.claims.data import AuditData, StudentRun
-from lskd.claims.verdicts import ClaimResult, Direction, interval_text
+from lskd.claims.verdicts import ClaimResult, Direction
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -103,20 +99,11 @@ class PairedClaim(Claim):
         col = self.measure.column
         ref = [nanmean(r[s].samples[col]) for s in seeds]
         val = [nanmean(z[s].samples[col]) for s in seeds]
-        if len(seeds) >= 2:
-            ci = paired_bootstrap_ci(np.subtract(val, ref), n_boot=cfg.n_boot, seed=cfg.seed)
-            unit, test = "seeds", seed_test(len(seeds), cfg.n_boot)
-        else:
-            d = (z[seeds[0]].samples[col].to_numpy(np.float64) - r[seeds[0]].samples[col].to_numpy(np.float64))
-            d = d[np.isfinite(d)]
-            ci = bootstrap_ci(mean_of(d), len(d), n_boot=cfg.n_boot_samples, seed=cfg.seed, batch=SAMPLE_BATCH)
-            unit, test = "test samples", sample_test(len(d), cfg.n_boot_samples)
         m_ref, m_val, dg = float(np.mean(ref)), float(np.mean(val)), self.digits
-        evidence = (f"mean {self.statistic}: raw {m_ref:.{dg}f}, z-score {m_val:.{dg}f}; z-score − raw = "
-                    f"{interval_text(ci, dg)} (n={ci.n} {unit}){extra}.")
-        return self.result(scope, statistic=self.statistic, comparison="z-score − raw students, paired by seed",
-                           reference=m_ref, value=m_val, ci=ci, threshold=threshold, direction=self.direction,
-                           unit=unit, test=test, evidence=evidence)
+        evidence = f"mean {self.statistic}: raw {m_ref:.{dg}f}, z-score {m_val:.{dg}f}{extra}"
+        return self.tested(scope, np.subtract(val, ref), unit="seeds", statistic=self.statistic,
+                           comparison="z-score − raw students, paired by seed", reference=m_ref, value=m_val,
+                           threshold=threshold, direction=self.direction, evidence=evidence, digits=dg)
 
     # ------------------------------------------------------------------------------------------ figure
     def right(self, res: Results, sel: pd.DataFrame, ax: Axes) -> str:
