@@ -348,9 +348,12 @@ def test_claims_section_has_every_claim_with_its_verdict_and_figure(report, resu
     assert "No figure: the claim is not applicable to this config." in section
     numbers = [int(n) for n in re.findall(r"^#+ Figure (\d+)\.", md, flags=re.MULTILINE)]
     assert numbers == list(range(1, len(DRAWN) + 1))  # claim figures continue the numbering
-    # the paired statistics behind claims 1-3 come from seeds 0 and 1
+    # the paired statistics behind claims 1-3 come from seeds 0 and 1: two seeds are shown, not tested
     kd_shift = claims[(claims["claim"] == "logit_shift") & (claims["method"] == "kd")].iloc[0]
-    assert kd_shift["n"] == 2 and kd_shift["unit"] == "seeds" and "over 2 seeds" in kd_shift["test"]
+    assert kd_shift["n"] == 2 and kd_shift["unit"] == "seeds" and kd_shift["verdict"] == "descriptive"
+    assert kd_shift["test"] == "descriptive: 2 seeds, fewer than 3; no test"
+    premise = claims[(claims["claim"] == "premise") & (claims["method"] == "kd")].iloc[0]
+    assert premise["n"] == 2 and "CE-only" in premise["evidence"]  # the CE baselines share the stage's seeds
 
 
 def test_every_figure_has_a_snakemake_caption():

@@ -75,14 +75,14 @@ def test_smoke_pipeline_writes_a_self_contained_report(smoke_run):
     section = md.split("## Does the paper's explanation hold here?\n", 1)[1].split("\n## ", 1)[0]
     assert "| claim | paper | scope | statistic θ | θ (95% CI) | predicted | n | verdict |" in section
     claims = pd.read_csv(smoke_run / "results/tables/claims.csv")
-    assert set(claims["claim"]) == {"logit_shift", "variance_match", "relations", "authentic_eval", "teacher_size",
+    assert set(claims["claim"]) == {"logit_shift", "premise", "relations", "authentic_eval", "teacher_size",
                                     "effective_temp"}
     assert claims.set_index("claim").loc["teacher_size", "verdict"] == "not applicable"  # one teacher
     shift = claims[claims["claim"] == "logit_shift"]
     tested_arms = shift["verdict"] != "not applicable"  # an arm with no healthy student is named, not tested
     assert tested_arms.any() and (shift.loc[tested_arms, "unit"] == "seeds").all()
     assert shift.loc[~tested_arms, "evidence"].str.contains("no healthy").all()
-    for name in ("logit_shift", "variance_match", "relations", "authentic_eval", "effective_temp"):
+    for name in ("logit_shift", "premise", "relations", "authentic_eval", "effective_temp"):
         assert f"](figures/claim_{name}.png)" in section, name
     runs = pd.read_csv(smoke_run / "results/tables/runs.csv")
     tested = runs[(runs["role"] == "distill") & (runs["status"] == "ok")]  # every healthy student, both stages

@@ -8,14 +8,14 @@ import pandas as pd
 from lskd.claims.base import AuditConfig
 from lskd.claims.data import AuditData, load_audit_data, run_claims_table
 from lskd.claims.registry import registered_claims
-from lskd.claims.verdicts import CLAIM_COLUMNS, VERDICTS
+from lskd.claims.verdicts import CLAIM_COLUMNS, VERDICTS, holm_verdicts
 
 
 def audit_claims(data: AuditData, cfg: AuditConfig = AuditConfig()) -> pd.DataFrame:
     """Every registered claim on ``data``: one row per claim and scope (columns :data:`CLAIM_COLUMNS`), in claim
-    order."""
+    order, the verdicts Holm-adjusted over all of them (one family per report: :func:`holm_verdicts`)."""
     rows = [r.as_row() for claim in registered_claims() for r in claim.check(data, cfg)]
-    df = pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
+    df = holm_verdicts(pd.DataFrame(rows, columns=list(CLAIM_COLUMNS)))
     bad = set(df["verdict"]) - set(VERDICTS)
     if bad:
         raise AssertionError(f"unknown verdicts {bad}")

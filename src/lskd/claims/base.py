@@ -6,6 +6,7 @@ claim's check shares (scopes, the wording of the tests, the audit's bootstrap se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -13,8 +14,10 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import pandas as pd
 
+from lskd.analysis.formatting import fmt_interval, fmt_num
+from lskd.analysis.inference import MIN_SEEDS
 from lskd.analysis.stats import BootstrapCI
-from lskd.claims.verdicts import NOT_APPLICABLE, ClaimResult, Direction, verdict
+from lskd.claims.verdicts import NOT_APPLICABLE, ClaimResult, Direction, test_values, verdict, verdict_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
@@ -100,6 +103,27 @@ class Claim:
                            reference=reference, value=value, estimate=ci.mean, lo=ci.lo, hi=ci.hi,
                            threshold=threshold, direction=direction, n=ci.n, unit=unit, test=test,
                            verdict=verdict(ci, threshold, direction), evidence=evidence)
+
+    def tested(self, scope: dict[str, str], values: Sequence[float], *, unit: str, statistic: str, comparison: str,
+               reference: float, value: float, threshold: float, direction: Direction, evidence: str,
+               digits: int = 3) -> ClaimResult:
+        """A row of ``claims.csv`` from the per-unit values of ``θ`` (one per seed, or per teacher): the t interval,
+        the one-sided tests against ``threshold`` and the verdict before the report's Holm correction
+        (:func:`lskd.claims.verdicts.test_values`, :func:`~lskd.claims.verdicts.holm_verdicts`). ``evidence`` is
+        followed by ``θ`` with its interval and ``n``."""
+        t = test_values(values, threshold, direction)
+        n_text = f"n={t.n} {unit}"
+        interval = fmt_interval(t.mean, t.lo, t.hi, digits, signed=self.signed)
+        test = (f"Student t 95% CI over {t.n} {unit}; one-sided t-tests against {fmt_num(threshold, digits)}, "
+                "Holm-adjusted over the report's claims" if t.n >= MIN_SEEDS else
+                f"descriptive: {t.n} {unit}, fewer than {MIN_SEEDS}; no test")
+        return ClaimResult(claim=self.id, title=self.title, paper=self.paper, dataset=scope.get("dataset", ""),
+                           teacher=scope.get("teacher", ""), student=scope.get("student", ""),
+                           method=scope.get("method", ""), statistic=statistic, comparison=comparison,
+                           reference=reference, value=value, estimate=t.mean, lo=t.lo, hi=t.hi,
+                           threshold=threshold, direction=direction, n=t.n, unit=unit, test=test,
+                           verdict=verdict_of(t.n, t.p_supported, t.p_refuted), evidence=f"{evidence}; θ = {interval} "
+                           f"({n_text}).", p_supported=t.p_supported, p_refuted=t.p_refuted)
 
     def not_applicable(self, scope: dict[str, str], why: str, statistic: str = "") -> ClaimResult:
         """A row for a scope the config cannot test, saying why."""

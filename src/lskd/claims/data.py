@@ -36,6 +36,13 @@ STUDENT_KEYS: tuple[str, ...] = (
 )
 
 
+#: Per-sample claim statistics averaged per run in :func:`run_claims_table`.
+RUN_MEANS: tuple[str, ...] = (
+    "residual_spread", "zscore_residual", "log_std_ratio", "kendall", "spearman", "topk_overlap", "kl_t1",
+    "kl_t1_zscore",
+)
+
+
 @dataclass(frozen=True)
 class StudentRun:
     """A distilled student: its keys (:data:`STUDENT_KEYS`; ``selected`` = the setting the headline reports)
@@ -68,10 +75,13 @@ class TeacherRun:
 
 @dataclass
 class AuditData:
-    """Everything the claims read."""
+    """Everything the claims read: distilled ``students``, ``teachers``, and the CE-only ``baselines`` (the same
+    student model trained without a teacher, one :class:`StudentRun` per pair it shares a dataset and student with,
+    its per-sample statistics taken against that pair's teacher; key ``method`` ``"ce"``, never ``selected``)."""
 
     students: list[StudentRun] = field(default_factory=list)
     teachers: list[TeacherRun] = field(default_factory=list)
+    baselines: list[StudentRun] = field(default_factory=list)
 
     def pairs(self) -> list[tuple[str, str, str]]:
         return sorted({s.pair for s in self.students})
@@ -81,6 +91,9 @@ class AuditData:
 
     def teacher_of(self, pair: tuple[str, str, str]) -> TeacherRun | None:
         return next((t for t in self.teachers if (t.dataset, t.name) == pair[:2]), None)
+
+    def baselines_of(self, pair: tuple[str, str, str]) -> list[StudentRun]:
+        return [b for b in self.baselines if b.pair == pair]
 
 
 def targets_digest(targets: np.ndarray) -> str:
@@ -110,6 +123,7 @@ def load_audit_data(runs: pd.DataFrame) -> AuditData:
     selected = set(selected_runs(runs)["run_dir"])
     data = AuditData()
     teacher_logits: dict[tuple[Path, str], tuple[np.ndarray, np.ndarray]] = {}
+    teacher_dirs: dict[tuple[str, str, str], Path] = {}
     for row in runs[runs["role"] == "distill"].to_dict("records"):
         run_dir = Path(row["run_dir"])
         teacher_dir = resolve_teacher_dir(run_dir, row.get("teacher_dir") if isinstance(row.get("teacher_dir"), str)
@@ -126,6 +140,8 @@ def load_audit_data(runs: pd.DataFrame) -> AuditData:
         stats = read_run_stats(run_dir / STATS_FILE) if (run_dir / STATS_FILE).exists() else None
         data.students.append(StudentRun(_student_key(row, row["run_dir"] in selected),
                                         claim_sample_stats(z, v, y, stats)))
+        teacher_dirs.setdefault(data.students[-1].pair, teacher_dir)
+    data.baselines = _baselines(runs, teacher_dirs)
     for row in runs[runs["role"] == "teacher"].to_dict("records"):
         run_dir = Path(row["run_dir"])
         if not (run_dir / logits_file("test")).exists():
@@ -137,6 +153,30 @@ def load_audit_data(runs: pd.DataFrame) -> AuditData:
             accuracy=float(row["last_top1"]), samples=teacher_sample_stats(v), targets_digest=targets_digest(y),
             identity_gap=effective_temperature_gap(v, EVAL_TEMPERATURE)))
     return data
+
+
+def _baselines(runs: pd.DataFrame, teacher_dirs: dict[tuple[str, str, str], Path]) -> list[StudentRun]:
+    """The CE-only baseline runs (role ``baseline``) of each pair's dataset and student, their test logits against
+    the pair's teacher's (``teacher_dirs``: pair → teacher run folder)."""
+    out, teachers = [], {}
+    for row in runs[runs["role"] == "baseline"].to_dict("records"):
+        run_dir = Path(row["run_dir"])
+        if not (run_dir / logits_file("test")).exists():
+            continue
+        z, y = _read_logits(run_dir)
+        for pair, teacher_dir in sorted(teacher_dirs.items()):
+            if (pair[0], pair[2]) != (str(row["dataset"]), str(row["student"])):
+                continue
+            if not (teacher_dir / logits_file("test")).exists():
+                continue
+            if teacher_dir not in teachers:
+                teachers[teacher_dir] = _read_logits(teacher_dir)
+            v, yv = teachers[teacher_dir]
+            if not np.array_equal(y, yv):
+                raise ValueError(f"{run_dir}: its pair's teacher {teacher_dir} was evaluated on other test samples")
+            key = {**_student_key(row, False), "teacher": pair[1], "method": "ce", "transform": "none"}
+            out.append(StudentRun(key, claim_sample_stats(z, v, y)))
+    return out
 
 
 def _iqr_ratio(x: pd.Series) -> float:
@@ -153,8 +193,7 @@ def run_claims_table(data: AuditData) -> pd.DataFrame:
         df = s.samples
         row: dict[str, Any] = dict(s.key)
         row["accuracy"] = 100.0 * float(df["correct"].mean())
-        for col in ("residual_spread", "abs_log_std_ratio", "kendall", "spearman", "topk_overlap", "kl_t1",
-                    "kl_t1_zscore"):
+        for col in RUN_MEANS:
             row[col] = float(np.nanmean(df[col].to_numpy(np.float64)))
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.log(df["sigma"].to_numpy(np.float64)) - np.log(df["teacher_sigma"].to_numpy(np.float64))
@@ -164,12 +203,11 @@ def run_claims_table(data: AuditData) -> pd.DataFrame:
         row["teacher_sigma_iqr_ratio"] = _iqr_ratio(df["teacher_sigma"])
         row["top_k"] = int(df.attrs.get("top_k", 0))
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*STUDENT_KEYS, "accuracy", "residual_spread", "abs_log_std_ratio", "kendall",
-                                       "spearman", "topk_overlap", "kl_t1", "kl_t1_zscore", "std_ratio_gmean",
-                                       "sigma_iqr_ratio", "teacher_sigma_iqr_ratio", "top_k"])
+    return pd.DataFrame(rows, columns=[*STUDENT_KEYS, "accuracy", *RUN_MEANS, "std_ratio_gmean", "sigma_iqr_ratio",
+                                       "teacher_sigma_iqr_ratio", "top_k"])
 
 
 __all__ = [
-    "STUDENT_KEYS", "AuditData", "StudentRun", "TeacherRun", "load_audit_data", "run_claims_table",
+    "RUN_MEANS", "STUDENT_KEYS", "AuditData", "StudentRun", "TeacherRun", "load_audit_data", "run_claims_table",
     "targets_digest",
 ]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from lskd import layout
 from lskd.claims.base import LS, RAW
-from lskd.claims.sample_stats import claim_sample_stats
+from lskd.claims.sample_stats import claim_sample_stats, log_std_ratio
 from lskd.claims.verdicts import NOT_APPLICABLE
 
 if TYPE_CHECKING:  # the report's helpers are imported when a figure is drawn: the audit never loads matplotlib
@@ -107,6 +107,24 @@ def focus_samples(res: Results) -> list[tuple[str, pd.Series, pd.DataFrame]]:
     return out
 
 
+def baseline_log_std_ratios(res: Results) -> list[tuple[int, np.ndarray]]:
+    """``(seed, per-sample log σ(z)/σ(v))`` of the first pair's CE-only baseline students against the pair's teacher,
+    by seed (the claims table's per-run summary holds distilled students only)."""
+    if not res.pairs:
+        return []
+    pair = res.pairs[0]
+    _, baselines = res.references(pair)
+    teacher_dir = res.teacher_dir(pair)
+    if teacher_dir is None or baselines.empty:
+        return []
+    v, _ = res.logits(teacher_dir)
+    out = []
+    for run in baselines.sort_values("seed", kind="mergesort").itertuples(index=False):
+        z, _ = res.logits(str(run.run_dir))
+        out.append((int(run.seed), res._cached("log_std_ratio", str(run.run_dir), lambda z=z: log_std_ratio(z, v))))
+    return out
+
+
 def focus_who(focus: list[tuple[str, pd.Series, pd.DataFrame]]) -> str:
     """``"KD student: T=1, w=0.9, seed 0; …"`` of the per-sample panels."""
     from lskd.report.figures_common import setting_label
@@ -142,6 +160,6 @@ def two_panels(width: float = 11.5, height: float = 4.0) -> tuple[MplFigure, Axe
 
 
 __all__ = [
-    "COLORS", "TRANSFORMS", "claim_rows", "claims_tables", "focus_samples", "focus_who", "methods_of",
+    "COLORS", "TRANSFORMS", "baseline_log_std_ratios", "claim_rows", "claims_tables", "focus_samples", "focus_who", "methods_of",
     "paired_means", "paired_panel", "selected_students", "two_panels",
 ]

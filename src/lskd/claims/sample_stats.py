@@ -9,7 +9,12 @@ column                  formula
 residual_spread         ``σ(z − v) / σ(v)``: the spread of ``z − v`` around its per-sample mean, relative to the
                         teacher's scale. 0 iff ``z = v + c`` (a pure per-sample shift, the optimum of KD with a
                         shared temperature, Eq. 11)
-abs_log_std_ratio       ``|log(σ(z) / σ(v))|``: distance of the std ratio from 1 (Eq. 12 says KD drives it to 0)
+zscore_residual         ``σ(ẑ − v̂)`` with ``ẑ = Z(z)``, ``v̂ = Z(v)`` the z-scored logits (``Z(x) = (x − m(x)) / σ(x)``):
+                        the residual left once shift *and* scale are removed, on the teacher's scale (``σ(v̂) = 1``).
+                        0 iff ``z = a·v + b`` with ``a > 0`` (the optimum of the LS loss). Equals
+                        ``√(2(1 − r))``, ``r`` the per-sample Pearson correlation of ``z`` and ``v``
+log_std_ratio           ``log(σ(z) / σ(v))``, signed: where the student's logit range sits relative to the teacher's
+                        (Eq. 12: a shared temperature drives it to 0)
 kendall, spearman       rank agreement of ``z`` with ``v`` (:func:`lskd.analysis.logit_stats.rowwise_kendall`)
 topk_overlap            ``|top_k(z) ∩ top_k(v)| / k`` with ``k = min(TOP_K, K − 1)``
 kl_t1                   ``KL(softmax(v) ‖ softmax(z))``: the shared-temperature KL at ``T = 1`` (the toy case, §4.3.1)
@@ -20,8 +25,8 @@ sigma, teacher_sigma    ``σ(z)`` and ``σ(v)``: with z-score and base temperatu
 teacher_abs_mean        ``|m(v)|`` (Fig. 5a compares teachers' logit means and stds)
 ======================  ============================================================================================
 
-A student ``z = a·v + b`` (``a > 0``) has ``residual_spread = |a − 1|``, ``abs_log_std_ratio = |log a|``, rank
-agreement 1, ``kl_t1_zscore ≈ 0``.
+A student ``z = a·v + b`` (``a > 0``) has ``residual_spread = |a − 1|``, ``zscore_residual = 0``,
+``log_std_ratio = log a``, rank agreement 1, ``kl_t1_zscore ≈ 0``.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ TOP_K = 5
 EVAL_TEMPERATURE = 1.0
 #: Columns of :func:`claim_sample_stats` that compare a student with its teacher.
 STUDENT_COLUMNS: tuple[str, ...] = (
-    "residual_spread", "abs_log_std_ratio", "kendall", "spearman", "topk_overlap", "kl_t1", "kl_t1_zscore",
+    "residual_spread", "zscore_residual", "log_std_ratio", "kendall", "spearman", "topk_overlap", "kl_t1", "kl_t1_zscore",
     "correct", "sigma", "teacher_sigma",
 )
 
@@ -66,10 +71,20 @@ def residual_spread(z: np.ndarray, v: np.ndarray) -> np.ndarray:
         return (z - v).std(axis=1, ddof=1) / v.std(axis=1, ddof=1)
 
 
-def abs_log_std_ratio(z: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``|log(σ(z) / σ(v))|`` per row (Eq. 12: KD with a shared temperature drives it to 0)."""
+def zscore_residual(z: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``σ(Z(z) − Z(v))`` per row, ``Z`` the per-sample z-score (``ddof=1``, no eps): 0 for ``z = a·v + b``, ``a > 0``
+    (shift and scale removed: the optimum of the LS loss)."""
+    def zs(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, ddof=1, keepdims=True)
+
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.abs(np.log(z.std(axis=1, ddof=1)) - np.log(v.std(axis=1, ddof=1)))
+        return (zs(z) - zs(v)).std(axis=1, ddof=1)
+
+
+def log_std_ratio(z: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``log(σ(z) / σ(v))`` per row, signed (Eq. 12: KD with a shared temperature drives it to 0)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(z.std(axis=1, ddof=1)) - np.log(v.std(axis=1, ddof=1))
 
 
 def shared_and_zscored_kl(z: np.ndarray, v: np.ndarray, temperature: float = EVAL_TEMPERATURE) -> tuple[np.ndarray, np.ndarray]:
@@ -117,7 +132,8 @@ def claim_sample_stats(
         kl, kl_z = shared_and_zscored_kl(z, v)
         cols = {
             "residual_spread": residual_spread(z, v),
-            "abs_log_std_ratio": abs_log_std_ratio(z, v),
+            "zscore_residual": zscore_residual(z, v),
+            "log_std_ratio": log_std_ratio(z, v),
             "topk_overlap": topk_overlap(z, v, k),
             "kl_t1": kl,
             "kl_t1_zscore": kl_z,
@@ -146,7 +162,7 @@ def teacher_sample_stats(teacher_logits: np.ndarray) -> pd.DataFrame:
 
 
 __all__ = [
-    "EVAL_TEMPERATURE", "STUDENT_COLUMNS", "TOP_K", "abs_log_std_ratio", "claim_sample_stats",
-    "effective_temperature_gap", "residual_spread", "shared_and_zscored_kl", "teacher_sample_stats", "top_k",
-    "topk_overlap",
+    "EVAL_TEMPERATURE", "STUDENT_COLUMNS", "TOP_K", "claim_sample_stats", "effective_temperature_gap",
+    "log_std_ratio", "residual_spread", "shared_and_zscored_kl", "teacher_sample_stats", "top_k", "topk_overlap",
+    "zscore_residual",
 ]
