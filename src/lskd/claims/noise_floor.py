@@ -1,4 +1,4 @@
-"""Claim 8, noise floor (Table 4): ``center`` trains exactly as ``none`` and ``scale`` exactly as ``zscore``, so the
+"""Claim "noise floor" (Table 4): ``center`` trains exactly as ``none`` and ``scale`` exactly as ``zscore``, so the
 accuracy differences between them are run-to-run noise: the floor any LS effect must clear.
 
 Why. Softmax ignores a per-sample shift: ``softmax((z − m(z))/T) = softmax(z/T)`` and
@@ -169,7 +169,7 @@ class NoiseFloor(Claim):
     statement = ("Center trains as raw logits and scale as z-score (softmax ignores a per-sample shift), so at the "
                  "same temperature and KD weight their top-1 differs by run-to-run noise only: by less than the "
                  "smallest effect of interest.")
-    order = 80
+    order = 66
     figure_subject = "the center ≡ none and scale ≡ z-score noise floor (Table 4)"
     signed = False  # θ = |μ|, compared with δ > 0
 
@@ -300,8 +300,11 @@ class NoiseFloor(Claim):
             marker = "x" if (a, b) == (LS, RAW) else "o"
             ax_b.scatter(d["cell"].map(pos) + dx, d["diff"], color=color, marker=marker, s=22,
                          label=f"{transform_label(a)} − {transform_label(b)}")
-            diff_text.append(f"{transform_label(a)} − {transform_label(b)} mean {d['diff'].mean():+.2f}, root mean "
-                             f"square {np.sqrt((d['diff'] ** 2).mean()):.2f} (n={len(d)} pairs of runs)")
+            per_cell = {c: dict(zip(g["seed"], g["diff"])) for c, g in d.groupby("cell")}
+            sd = noise_floor(per_cell)
+            diff_text.append(f"{transform_label(a)} − {transform_label(b)} mean {d['diff'].mean():+.2f}"
+                             + (f", seed-to-seed SD {sd:.2f}" if math.isfinite(sd) else "")
+                             + f" (n={len(d)} pairs of runs)")
         ax_b.set_xticks(range(len(order)), order, rotation=30, fontsize=8)
         ax_b.set(ylabel="difference in top-1 (points)", title="(b) per seed: loss-identical differences vs ±δ")
         ax_b.legend(fontsize=8)

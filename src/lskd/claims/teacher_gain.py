@@ -1,4 +1,4 @@
-"""Claim 7, teacher gain (Table 5): the gain of logit standardization over raw logits grows with the teacher.
+"""Claim "teacher gain" (Table 5): the gain of logit standardization over raw logits grows with the teacher.
 
 The paper distils six teachers (vgg13 74.64%, wrn_28_2 75.45%, wrn_40_2 75.61%, wrn_16_4 77.51%, wrn_28_4 78.60%,
 resnet50 79.34% top-1) into wrn_16_2 with KD and DKD, each with and without LS. What its table shows: LS gains in
@@ -106,7 +106,7 @@ class TeacherGain(Claim):
     statement = ("Logit standardization improves a student more over raw-logit distillation the stronger its "
                  "teacher: across teachers of one student, the LS − raw gain in top-1 rises with the teacher's "
                  "top-1.")
-    order = 70
+    order = 65
     figure_subject = "LS gain against the teacher's accuracy (Table 5)"
 
     def check(self, data: AuditData, cfg: AuditConfig) -> list[ClaimResult]:
