@@ -51,9 +51,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        "(lskd.claims; $LSKD_PLUGINS may add more)")
     p.add_argument("--runs-csv", type=Path, required=True, help="the table written by `lskd collect`")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for claims.csv and claims_runs.csv")
-    p.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples over seeds")
+    p.add_argument("--config-json", help="the validated config as JSON (used by the workflow): its "
+                   "analysis.smallest_effect is δ of the claims on accuracy")
+    p.add_argument("--smallest-effect", type=float, help="δ, points of top-1 (overrides the config's)")
     p.add_argument("--n-boot-samples", type=int, default=2_000,
-                   help="bootstrap resamples over test samples or students (one seed, one teacher)")
+                   help="bootstrap resamples over test samples (teacher_size: one unit per teacher)")
     p = sub.add_parser("primer", help="plot softmax probabilities against the class for several temperatures",
                        description="The classic temperature plot, from logits on the command line or from a trained "
                        "run's test sample (with the dataset's class names). Logits starting with a minus sign "
@@ -287,7 +289,11 @@ def _claims(args: argparse.Namespace) -> int:
         runs = runs[healthy_mask(runs["status"])]
     for record in runs.to_dict("records"):
         ensure_stats(Path(record["run_dir"]), record.get("teacher_dir"))
-    claims, per_run = audit_runs(runs, AuditConfig(n_boot=args.n_boot, n_boot_samples=args.n_boot_samples))
+    from lskd.workflow.config import smallest_effect
+
+    delta = smallest_effect(json.loads(args.config_json) if args.config_json else None)
+    delta = delta if args.smallest_effect is None else args.smallest_effect
+    claims, per_run = audit_runs(runs, AuditConfig(smallest_effect=delta, n_boot_samples=args.n_boot_samples))
     _write_tables(args.out_dir, dict(zip(CLAIM_TABLES, (claims, per_run))))
     for row in claims.itertuples(index=False):
         scope = " → ".join(x for x in (row.teacher, row.student) if x) + (f", {row.method}" if row.method else "")

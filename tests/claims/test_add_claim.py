@@ -50,7 +50,7 @@ def _students(n: int = 120, k: int = 10) -> AuditData:
 def test_a_plugin_claim_is_audited_drawn_and_reported(toy_claim, tmp_path):
     assert list(CLAIMS) == [*BUILT_IN, toy_claim]  # registered by $LSKD_PLUGINS, placed by its `order`
     data = _students()
-    claims = audit_claims(data, AuditConfig(n_boot=200, n_boot_samples=200))
+    claims = audit_claims(data, AuditConfig(n_boot_samples=200))
     assert list(dict.fromkeys(claims["claim"])) == [*BUILT_IN, toy_claim]
     row = claims[claims["claim"] == toy_claim].iloc[0]
     assert row["verdict"] == "supported" and row["unit"] == "students" and row["n"] == 4

@@ -15,7 +15,7 @@ from lskd.claims.sample_stats import claim_sample_stats
 from lskd.claims.verdicts import DESCRIPTIVE, NOT_APPLICABLE, NOT_SUPPORTED, SUPPORTED, holm_verdicts
 
 N, K = 400, 10
-CFG = AuditConfig(n_boot=200, n_boot_samples=50)
+CFG = AuditConfig(n_boot_samples=50)
 PAIR = ("synthetic", "big_teacher", "small_student")
 SEEDS = (0, 1, 2)
 

@@ -23,7 +23,7 @@ from lskd.losses.transforms import transform_pair
 
 gain_check = CLAIMS["teacher_gain"].check
 noise_check = CLAIMS["noise_floor"].check
-CFG = AuditConfig(n_boot=200, n_boot_samples=200)
+CFG = AuditConfig(n_boot_samples=200)
 N = 2000  # test samples: top-1 in steps of 0.05 points
 DATASET, STUDENT = "synthetic", "small"
 

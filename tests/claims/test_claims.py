@@ -16,7 +16,6 @@ from scipy import stats as sps
 from lskd.analysis.stats import BootstrapCI, bootstrap_ci, mean_of, paired_bootstrap_ci
 from lskd.claims import CLAIMS, AuditConfig, audit_claims
 from lskd.claims.data import AuditData, StudentRun, TeacherRun, run_claims_table, targets_digest
-from lskd.claims.effective_temp import grid_step
 from lskd.claims.sample_stats import (
     claim_sample_stats,
     effective_temperature_gap,
@@ -45,7 +44,7 @@ claim_teacher_size = CLAIMS["teacher_size"].check
 claim_effective_temp = CLAIMS["effective_temp"].check
 
 N, K = 300, 10
-CFG = AuditConfig(n_boot=2000, n_boot_samples=400)
+CFG = AuditConfig(n_boot_samples=400)
 PAIR = ("synthetic", "big_teacher", "small_student")
 SEEDS = (0, 1, 2)
 
@@ -325,47 +324,6 @@ def test_fewer_than_three_seeds_are_descriptive():
 
 
 # ------------------------------------------------------------------ claim 4: authentic evaluation
-def _eval_population(holds: bool, seeds=(0, 1, 2)) -> AuditData:
-    """Students of varied quality. holds: accuracy follows the relations (z-scored KL) while the scale, which the
-    raw KL sees, is anti-correlated with quality. fails: the better students scramble the non-top classes (high
-    z-scored KL) while matching a sharp teacher's top class (low raw KL)."""
-    v = 2.5 * _teacher(spread=0.0)
-    y = v.argmax(1)
-    students = []
-    for s in seeds:
-        rng = np.random.default_rng(10 + s)
-        for j, q in enumerate(np.linspace(0.0, 1.0, 6)):
-            if holds:
-                z = (0.05 + 2.5 * (1 - q)) * (v + (0.2 + 3.0 * q) * v.std() * rng.normal(size=v.shape))
-            else:
-                z = v.copy()
-                top = v.argmax(1)
-                others = rng.normal(size=v.shape) * v.std() * 2 * (1 - q)
-                others[np.arange(len(v)), top] = 0.0
-                z = v.mean(1, keepdims=True) + others
-                keep = rng.random(len(v)) < 0.5 + 0.5 * (1 - q)
-                z[np.arange(len(v)), top] = np.where(keep, v.max(1) + 5, z[np.arange(len(v)), top])
-            students.append(_student(v, y, z, transform="none" if j % 2 else "zscore", seed=s,
-                                     temperature=float(j + 1), selected=j < 2))
-    return AuditData(students=students)
-
-
-def test_authentic_evaluation_claim_flips():
-    holds = _only(claim_authentic_eval(_eval_population(True), CFG))
-    fails = _only(claim_authentic_eval(_eval_population(False), CFG))
-    assert holds.verdict == SUPPORTED and holds.value > holds.reference and holds.unit == "seeds"
-    assert fails.verdict == NOT_SUPPORTED and fails.value < fails.reference
-    one = _only(claim_authentic_eval(_eval_population(True, seeds=(0,)), CFG))
-    assert one.unit == "students" and one.test.startswith("one seed") and one.verdict in (SUPPORTED, INCONCLUSIVE)
-
-
-def test_authentic_evaluation_needs_three_students():
-    data = _eval_population(True)
-    data.students = data.students[:2]
-    assert _only(claim_authentic_eval(data, CFG)).verdict == NOT_APPLICABLE
-
-
-# ------------------------------------------------------------------ claim 5: teacher size
 def _teachers(sigmas: list[float], means: list[float], spread: float = 0.3) -> AuditData:
     rng = np.random.default_rng(0)
     y = rng.integers(0, K, size=N)
@@ -390,26 +348,6 @@ def test_teacher_size_claim_flips_and_needs_two_teachers():
 
 
 # ------------------------------------------------------------------ claim 6: effective temperature
-def _temperature_data(spread: float, temperatures=(1.0, 2.0, 4.0)) -> AuditData:
-    v = _teacher(spread=spread)
-    y = _targets(v)
-    students = [_student(v, y, _scaled_student(v, 0), transform=t, seed=0, temperature=temp, selected=temp == 2.0)
-                for t in ("none", "zscore") for temp in temperatures]
-    return AuditData(students=students)
-
-
-def test_effective_temperature_claim_flips_and_needs_two_temperatures():
-    assert grid_step([1, 2, 4]) == 2.0 and grid_step([2, 3, 4]) == pytest.approx(4 / 3) and math.isnan(grid_step([2]))
-    holds = _only(claim_effective_temp(_temperature_data(spread=1.2), CFG))
-    fails = _only(claim_effective_temp(_temperature_data(spread=0.05), CFG))
-    assert holds.verdict == SUPPORTED and holds.lo > 2.0 and holds.threshold == 2.0
-    assert fails.verdict == NOT_SUPPORTED and fails.hi < 2.0
-    assert "temperatures 1, 2, 4" in holds.evidence and "z-score students' σ(z)" in holds.evidence
-    single = _only(claim_effective_temp(_temperature_data(spread=1.2, temperatures=(4.0,)), CFG))
-    assert single.verdict == NOT_APPLICABLE and "1 fixed temperature" in single.evidence
-
-
-# ------------------------------------------------------------------ the audit
 def test_audit_has_a_row_for_every_claim_even_without_data():
     empty = audit_claims(AuditData(), CFG)
     assert list(empty["claim"]) == list(CLAIMS) and set(empty["verdict"]) == {NOT_APPLICABLE}

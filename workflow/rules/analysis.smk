@@ -67,8 +67,9 @@ rule claims:
         "logs/claims.log",
     params:
         out=lambda w, output: os.path.dirname(output.claims),
+        config=spec_arg(config),
     resources:
         mem_mb=RESOURCES["analysis"]["mem_mb"],
         runtime=RESOURCES["analysis"]["runtime"],
     shell:
-        "lskd claims --runs-csv {input.runs} --out-dir {params.out} > {log} 2>&1"
+        "lskd claims --runs-csv {input.runs} --config-json {params.config} --out-dir {params.out} > {log} 2>&1"

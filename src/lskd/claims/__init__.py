@@ -18,10 +18,11 @@ Adding a claim is one module: a :class:`Claim` subclass decorated with ``@regist
 module named in ``$LSKD_PLUGINS``; the audit, ``claims.csv``, the report's claims section and its figures read
 the registry.
 
-Intervals: percentile bootstrap 95% (:func:`lskd.analysis.stats.bootstrap_ci`) over seeds when a comparison has two
-or more paired seeds; with one seed, over test samples or students, which captures sample-to-sample noise but not
-seed-to-seed variation (the ``test`` column says so). Claims over teachers have one run per teacher, so their
-interval is over test samples.
+Verdicts (:mod:`lskd.claims.verdicts`): θ once per seed (the unit of replication; per-sample quantities are
+averaged within a run first), a Student-t 95% interval, one-sided t-tests against the paper's threshold, Holm over
+every row of the report, and "descriptive" below 3 seeds. The Fig. 5a teacher-size claim has one run per teacher
+and keeps a bootstrap interval over test samples with the interval rule (:func:`~lskd.claims.verdicts.verdict`),
+outside the Holm family.
 """
 
 import importlib

@@ -1,6 +1,6 @@
 """What a claim is: :class:`Claim` holds the paper's statement and where it is made, its statistic and verdict
 rule (:meth:`Claim.check`) and its figure with the caption (:meth:`Claim.figure`); plus the small pieces every
-claim's check shares (scopes, the wording of the tests, the audit's bootstrap settings).
+claim's check shares (scopes, the wording of the tests, the audit's settings).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lskd.analysis.formatting import fmt_interval, fmt_num
-from lskd.analysis.inference import MIN_SEEDS
+from lskd.analysis.inference import DEFAULT_SMALLEST_EFFECT, MIN_SEEDS
 from lskd.analysis.stats import BootstrapCI
 from lskd.claims.verdicts import NOT_APPLICABLE, ClaimResult, Direction, test_values, verdict, verdict_of
 
@@ -33,10 +33,11 @@ CLAIM_PREFIX = "claim_"
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """Bootstrap settings: resamples over seeds (``n_boot``, cheap) and over samples/students
-    (``n_boot_samples``, each resample touches every test sample), and the generator seed."""
+    """The audit's settings: the smallest effect of interest δ (points of top-1; the config's
+    ``analysis.smallest_effect``) for claims on accuracy, and the bootstrap over test samples (``n_boot_samples``
+    resamples, generator ``seed``) of the one claim with a single unit per teacher (teacher_size, Fig. 5a)."""
 
-    n_boot: int = 10_000
+    smallest_effect: float = DEFAULT_SMALLEST_EFFECT
     n_boot_samples: int = 2_000
     seed: int = 0
 
@@ -150,10 +151,6 @@ def nanmean(x: pd.Series | np.ndarray) -> float:
     return float(np.nanmean(arr)) if np.isfinite(arr).any() else math.nan
 
 
-def seed_test(n: int, n_boot: int) -> str:
-    return f"paired bootstrap 95% CI over {n} seeds ({n_boot:,} resamples of the per-seed differences)"
-
-
 def sample_test(n: int, n_boot: int, what: str = "test samples") -> str:
     return (f"one seed: paired bootstrap 95% CI over the {n:,} {what} ({n_boot:,} resamples); sample-to-sample "
             "noise only, seed-to-seed variation is not captured")
@@ -164,5 +161,4 @@ SAMPLE_BATCH = 100
 
 __all__ = [
     "CLAIM_PREFIX", "LS", "RAW", "SAMPLE_BATCH", "AuditConfig", "Claim", "nanmean", "pair_scope", "sample_test",
-    "seed_test",
-]
+    ]

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lskd.analysis.inference import DEFAULT_SMALLEST_EFFECT, MIN_SEEDS, equivalence_p, min_effect_p, t_interval
+from lskd.analysis.inference import MIN_SEEDS, equivalence_p, min_effect_p, t_interval
 from lskd.claims.base import LS, RAW, AuditConfig, Claim, pair_scope
 from lskd.claims.data import AuditData, StudentRun
 from lskd.claims.registry import register_claim
@@ -174,7 +174,7 @@ class NoiseFloor(Claim):
     signed = False  # θ = |μ|, compared with δ > 0
 
     def check(self, data: AuditData, cfg: AuditConfig) -> list[ClaimResult]:
-        delta = float(getattr(cfg, "smallest_effect", DEFAULT_SMALLEST_EFFECT))
+        delta = float(cfg.smallest_effect)
         rows = []
         for pair in data.pairs():
             runs = data.of_pair(pair)
