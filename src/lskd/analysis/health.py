@@ -47,13 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-HEALTHY = "ok"
-DIVERGED = "diverged"
-SINGLE_CLASS = "single-class"
-CHANCE_LEVEL = "chance-level"
-NOT_CONVERGED = "not converged"
 #: The unhealthy statuses in precedence order (a run gets the first that applies), then ``ok``.
-STATUSES: tuple[str, ...] = (DIVERGED, SINGLE_CLASS, CHANCE_LEVEL, NOT_CONVERGED, HEALTHY)
+STATUSES: tuple[str, ...] = ("diverged", "single-class", "chance-level", "not converged", "ok")
+DIVERGED, SINGLE_CLASS, CHANCE_LEVEL, NOT_CONVERGED, HEALTHY = STATUSES
 #: What each unhealthy status means, in a few words (the report's run-health part).
 MEANINGS: dict[str, str] = {
     DIVERGED: "a non-finite loss, no accuracy",

@@ -74,12 +74,12 @@ def _by_seed(runs: list[StudentRun]) -> dict[int, tuple[float, float]]:
 
 @register_claim
 class AuthenticEval(Claim):
-    id = "authentic_eval"
+    """Within one student, the z-scored KL to the teacher tells the test samples it predicts right from those it
+    predicts wrong better than the shared-temperature KL does (the toy case: a shared temperature can rank a
+    wrong prediction closer to the teacher than a right one)."""
+
     title = "Authentic evaluation"
     paper = "Sec. 4.3.1"
-    statement = ("Within one student, the z-scored KL to the teacher tells the test samples it predicts right from "
-                 "those it predicts wrong better than the shared-temperature KL does (the toy case: a shared "
-                 "temperature can rank a wrong prediction closer to the teacher than a right one).")
     order = 40
     figure_subject = "authentic evaluation: which KL tells right from wrong predictions (Sec. 4.3.1)"
 
@@ -89,10 +89,8 @@ class AuthenticEval(Claim):
         rows = []
         for pair, method, raw, ls in method_groups(data):
             scope = pair_scope(pair, method)
-            if not raw or not ls:
-                missing = "raw-logit" if not raw else "z-score"
-                rows.append(self.not_applicable(scope, f"no healthy {missing} {method.upper()} student of the "
-                                                "reported setting: both arms are needed per seed", stat))
+            if na := self.missing_arm(scope, raw, ls, stat, "of the reported setting: both arms are needed per seed"):
+                rows.append(na)
                 continue
             r, z = _by_seed(raw), _by_seed(ls)
             seeds = [s for s in sorted(set(r) & set(z)) if all(map(math.isfinite, (*r[s], *z[s])))]
@@ -112,27 +110,21 @@ class AuthenticEval(Claim):
                         f"(~{n:,} samples, {wrong:.1f}% wrong): shared-temperature KL {auc_raw:.3f}, z-scored KL "
                         f"{auc_z:.3f} (mean of {2 * len(seeds)} runs); z − raw by arm: raw-logit students "
                         f"{d_raw.mean():+.3f}, z-score students {d_ls.mean():+.3f}")
-            rows.append(self.tested(scope, theta, unit="seeds", statistic=stat,
+            rows.append(self.tested(scope, theta, statistic=stat,
                                     comparison="AUC with z-scored KL − AUC with raw KL, within each run",
-                                    reference=auc_raw, value=auc_z, threshold=0.0, direction="above",
-                                    evidence=evidence))
+                                    reference=auc_raw, value=auc_z, evidence=evidence))
         return self.or_not_applicable(rows, "no distilled student in this results folder", stat)
 
     def figure(self, res: Results, out_dir: Path) -> Figure | None:
         from lskd.claims.plots import COLORS, TRANSFORMS, claim_rows, methods_of, selected_students, two_panels
         from lskd.claims.sample_stats import shared_and_zscored_kl
-        from lskd.report.figures_common import method_label, transform_label
+        from lskd.report.figures_common import method_label, of_pair, transform_label
 
-        sel = selected_students(res)
-        if claim_rows(res, self.id) is None or sel.empty or not res.pairs:
+        sel, first = selected_students(res), res.first_teacher()
+        if claim_rows(res, self.id) is None or sel.empty or first is None:
             return None
-        pair = res.pairs[0]
-        teacher_dir = res.teacher_dir(pair)
-        if teacher_dir is None:
-            return None
-        v, _ = res.logits(teacher_dir)
-        sel = sel[(sel["dataset"].astype(str) == pair[0]) & (sel["teacher"].astype(str) == pair[1])
-                  & (sel["student"].astype(str) == pair[2])]
+        pair, v, _ = first
+        sel = of_pair(sel, pair)
 
         def aucs(run_dir: str) -> tuple[float, float]:
             z, y = res.logits(run_dir)

@@ -45,8 +45,9 @@ class AuditConfig:
 class Claim:
     """A claim of the paper, registered with :func:`lskd.claims.register_claim` (one module per claim).
 
-    Class attributes: ``id`` (stable, used in file names and ``claims.csv``), ``title``, ``paper`` (where the
-    paper makes it), ``statement`` (the claim in one sentence), ``order`` (its place in the audit and the report),
+    Class attributes: ``id`` (stable, used in file names and ``claims.csv``; by default the module's name),
+    ``title``, ``paper`` (where the paper makes it), ``statement`` (the claim in one sentence; by default the class
+    docstring), ``order`` (its place in the audit and the report),
     ``figure_subject`` (what its figure's title names, when not the title and ``paper``) and ``signed`` (whether
     its statistic is a difference, written with a sign as ``+0.120``, or a ratio). Subclasses implement
     :meth:`check` and, when the claim has one, :meth:`figure`.
@@ -105,9 +106,9 @@ class Claim:
                            threshold=threshold, direction=direction, n=ci.n, unit=unit, test=test,
                            verdict=verdict(ci, threshold, direction), evidence=evidence)
 
-    def tested(self, scope: dict[str, str], values: Sequence[float], *, unit: str, statistic: str, comparison: str,
-               reference: float, value: float, threshold: float, direction: Direction, evidence: str,
-               digits: int = 3) -> ClaimResult:
+    def tested(self, scope: dict[str, str], values: Sequence[float], *, statistic: str, comparison: str,
+               reference: float, value: float, evidence: str, unit: str = "seeds", threshold: float = 0.0,
+               direction: Direction = "above", digits: int = 3) -> ClaimResult:
         """A row of ``claims.csv`` from the per-unit values of ``θ`` (one per seed, or per teacher): the t interval,
         the one-sided tests against ``threshold`` and the verdict before the report's Holm correction
         (:func:`lskd.claims.verdicts.test_values`, :func:`~lskd.claims.verdicts.holm_verdicts`). ``evidence`` is
@@ -125,6 +126,14 @@ class Claim:
                            threshold=threshold, direction=direction, n=t.n, unit=unit, test=test,
                            verdict=verdict_of(t.n, t.p_supported, t.p_refuted), evidence=f"{evidence}; θ = {interval} "
                            f"({n_text}).", p_supported=t.p_supported, p_refuted=t.p_refuted)
+
+    def missing_arm(self, scope: dict[str, str], raw: list, ls: list, statistic: str, why: str) -> ClaimResult | None:
+        """A ``not applicable`` row when the raw (``raw``) or the z-score (``ls``) students of a scope are missing
+        (``why`` follows the arm's name), else ``None``."""
+        if raw and ls:
+            return None
+        arm = "raw-logit" if not raw else "z-score"
+        return self.not_applicable(scope, f"no healthy {arm} {scope.get('method', '').upper()} student {why}", statistic)
 
     def not_applicable(self, scope: dict[str, str], why: str, statistic: str = "") -> ClaimResult:
         """A row for a scope the config cannot test, saying why."""

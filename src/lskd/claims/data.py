@@ -55,6 +55,11 @@ class StudentRun:
     def pair(self) -> tuple[str, str, str]:
         return str(self.key["dataset"]), str(self.key["teacher"]), str(self.key["student"])
 
+    @property
+    def accuracy(self) -> float:
+        """Last-epoch test top-1 (points): ``100 · mean(correct)`` over the run's test samples."""
+        return 100.0 * float(self.samples["correct"].mean())
+
 
 @dataclass(frozen=True)
 class TeacherRun:

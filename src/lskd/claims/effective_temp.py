@@ -72,12 +72,11 @@ def _tau(run: StudentRun) -> float:
 
 @register_claim
 class EffectiveTemp(Claim):
-    id = "effective_temp"
+    """Z-score is a per-sample temperature, σ(v)·τ for the teacher and σ(z)·τ for the student, and the teacher's
+    is higher than the z-score student's: a shared fixed temperature would treat the two alike."""
+
     title = "Effective temperature"
     paper = "Sec. 4, Algorithm 1"
-    statement = ("Z-score is a per-sample temperature, σ(v)·τ for the teacher and σ(z)·τ for the student, and the "
-                 "teacher's is higher than the z-score student's: a shared fixed temperature would treat the two "
-                 "alike.")
     order = 60
     figure_subject = "z-score as a per-sample temperature, teacher vs student (Sec. 4, Algorithm 1)"
 
@@ -117,10 +116,9 @@ class EffectiveTemp(Claim):
                         f"σ(v)·τ {t_teacher:.2f} (IQR {q_v[0]:.2f}–{q_v[1]:.2f}), z-score student σ(z)·τ "
                         f"{t_student:.2f} (IQR {q_z[0]:.2f}–{q_z[1]:.2f}), ratio {t_teacher / t_student:.2f}; the "
                         f"teacher's is higher on {100 * share:.1f}% of the test samples{raw_part}")
-            rows.append(self.tested(scope, [theta[s] for s in seeds], unit="seeds", statistic=stat,
+            rows.append(self.tested(scope, [theta[s] for s in seeds], statistic=stat,
                                     comparison="teacher vs z-score student, same test samples and τ",
-                                    reference=t_student, value=t_teacher, threshold=0.0, direction="above",
-                                    evidence=evidence))
+                                    reference=t_student, value=t_teacher, evidence=evidence))
         return self.or_not_applicable(rows, "no distilled student in this results folder", stat)
 
     def figure(self, res: Results, out_dir: Path) -> Figure | None:
@@ -128,14 +126,13 @@ class EffectiveTemp(Claim):
         import seaborn as sns
 
         from lskd.claims.plots import COLORS, TRANSFORMS, claim_rows, methods_of, selected_students, two_panels
-        from lskd.report.figures_common import method_label, setting_label, transform_label
+        from lskd.report.figures_common import method_label, of_pair, setting_label, transform_label
 
         sel = selected_students(res)
         if claim_rows(res, self.id) is None or sel.empty or res.focus_method is None or not res.pairs:
             return None
         pair = res.pairs[0]
-        sel = sel[(sel["dataset"].astype(str) == pair[0]) & (sel["teacher"].astype(str) == pair[1])
-                  & (sel["student"].astype(str) == pair[2])]
+        sel = of_pair(sel, pair)
         focus = res.representative(pair, res.focus_method, LS)
         if focus is None:
             return None

@@ -38,12 +38,12 @@ if TYPE_CHECKING:
 
 @register_claim
 class LogitShift(PairedClaim):
-    id = "logit_shift"
+    """With a shared temperature a distilled student's optimum is the teacher's logits plus a per-sample shift
+    (Eq. 11); the z-score loss also frees the scale, so LS students end closer to their own optimum than
+    raw-logit students to theirs."""
+
     title = "Logit shift"
     paper = "Eq. 11"
-    statement = ("With a shared temperature a distilled student's optimum is the teacher's logits plus a per-sample "
-                 "shift (Eq. 11); the z-score loss also frees the scale, so LS students end closer to their own "
-                 "optimum than raw-logit students to theirs.")
     order = 10
     measure = Measure("residual_spread", "zscore_residual",
                       "R_raw − R_LS: residual to each arm's optimum, σ(z − v)/σ(v) (raw) vs σ(ẑ − v̂) (z-score)",

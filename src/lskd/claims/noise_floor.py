@@ -102,11 +102,6 @@ def loss_identical(method: str, a: str, b: str, seed: int = 0) -> tuple[bool, st
     return True, ""
 
 
-def run_accuracy(run: StudentRun) -> float:
-    """Last-epoch test top-1 (points): ``100 · mean(correct)`` over the run's test samples."""
-    return 100.0 * float(run.samples["correct"].mean())
-
-
 def _cell(run: StudentRun) -> Cell:
     return run.key["temperature"], run.key["kd_weight"]
 
@@ -124,7 +119,7 @@ def _cell_key(cell: Cell) -> tuple[float, float]:
 
 def accuracy_table(runs: list[StudentRun]) -> dict[tuple[Cell, str, int], float]:
     """``(cell, transform, seed) → top-1`` of every run (all cells of the grid, not only the reported setting)."""
-    return {(_cell(r), str(r.key["transform"]), int(r.key["seed"])): run_accuracy(r) for r in runs}
+    return {(_cell(r), str(r.key["transform"]), int(r.key["seed"])): r.accuracy for r in runs}
 
 
 def cell_differences(acc: dict[tuple[Cell, str, int], float], a: str, b: str) -> dict[Cell, dict[int, float]]:
@@ -163,12 +158,12 @@ def folded_interval(lo: float, hi: float) -> tuple[float, float]:
 
 @register_claim
 class NoiseFloor(Claim):
-    id = "noise_floor"
+    """Center trains as raw logits and scale as z-score (softmax ignores a per-sample shift), so at the same
+    temperature and KD weight their top-1 differs by run-to-run noise only: by less than the smallest effect of
+    interest."""
+
     title = "Noise floor"
     paper = "Table 4"
-    statement = ("Center trains as raw logits and scale as z-score (softmax ignores a per-sample shift), so at the "
-                 "same temperature and KD weight their top-1 differs by run-to-run noise only: by less than the "
-                 "smallest effect of interest.")
     order = 66
     figure_subject = "the center ≡ none and scale ≡ z-score noise floor (Table 4)"
     signed = False  # θ = |μ|, compared with δ > 0
@@ -322,4 +317,4 @@ def _missing(x: Any) -> bool:
 
 
 __all__ = ["COMPARISONS", "IDENTITY_RTOL", "NoiseFloor", "accuracy_table", "cell_differences", "folded_interval",
-           "loss_identical", "noise_floor", "run_accuracy", "seed_means"]
+           "loss_identical", "noise_floor", "seed_means"]

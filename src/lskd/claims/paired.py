@@ -85,10 +85,9 @@ class PairedClaim(Claim):
         rows = []
         for pair, method, raw, ls in method_groups(data):
             scope = pair_scope(pair, method)
-            if not raw or not ls:
-                missing = "raw-logit" if not raw else "z-score"
-                rows.append(self.not_applicable(scope, f"no healthy {missing} {method.upper()} student (unhealthy "
-                                                "runs are left out of the audit: see Run health)", self.statistic))
+            if na := self.missing_arm(scope, raw, ls, self.statistic, "(unhealthy runs are left out of the audit: "
+                                      "see Run health)"):
+                rows.append(na)
                 continue
             rows.append(self._paired(raw, ls, scope))
         return self.or_not_applicable(rows, "no distilled student in this results folder", self.statistic)
@@ -110,7 +109,7 @@ class PairedClaim(Claim):
         ref = [nanmean(r[s].samples[self.measure.raw]) for s in seeds]
         val = [nanmean(z[s].samples[self.measure.ls]) for s in seeds]
         m_ref, m_val = float(np.mean(ref)), float(np.mean(val))
-        return self.tested(scope, np.subtract(ref, val), unit="seeds", statistic=self.statistic,
+        return self.tested(scope, np.subtract(ref, val), statistic=self.statistic,
                            comparison="raw − z-score students, paired by seed", reference=m_ref, value=m_val,
                            threshold=self.threshold, direction=self.direction,
                            evidence=self.evidence([r[s] for s in seeds], [z[s] for s in seeds], m_ref, m_val),

@@ -89,13 +89,10 @@ def focus_samples(res: Results) -> list[tuple[str, pd.Series, pd.DataFrame]]:
     setting, smallest seed) of the first pair."""
     from lskd.report.figures_common import method_label
 
-    if not res.pairs or res.focus_method is None:
+    first = res.first_teacher()
+    if first is None or res.focus_method is None:
         return []
-    pair, m = res.pairs[0], res.focus_method
-    teacher_dir = res.teacher_dir(pair)
-    if teacher_dir is None:
-        return []
-    v, y = res.logits(teacher_dir)
+    (pair, v, y), m = first, res.focus_method
     out = []
     for transform in TRANSFORMS:
         run = res.representative(pair, m, transform)
@@ -110,14 +107,13 @@ def focus_samples(res: Results) -> list[tuple[str, pd.Series, pd.DataFrame]]:
 def baseline_log_std_ratios(res: Results) -> list[tuple[int, np.ndarray]]:
     """``(seed, per-sample log σ(z)/σ(v))`` of the first pair's CE-only baseline students against the pair's teacher,
     by seed (the claims table's per-run summary holds distilled students only)."""
-    if not res.pairs:
+    first = res.first_teacher()
+    if first is None:
         return []
-    pair = res.pairs[0]
+    pair, v, _ = first
     _, baselines = res.references(pair)
-    teacher_dir = res.teacher_dir(pair)
-    if teacher_dir is None or baselines.empty:
+    if baselines.empty:
         return []
-    v, _ = res.logits(teacher_dir)
     out = []
     for run in baselines.sort_values("seed", kind="mergesort").itertuples(index=False):
         z, _ = res.logits(str(run.run_dir))

@@ -50,12 +50,12 @@ def _seeds(runs: dict[int, StudentRun]) -> str:
 
 @register_claim
 class Premise(Claim):
-    id = "premise"
+    """With a shared temperature the distilled student must match the teacher's logit std (Eq. 12), a range the
+    small student does not reach on its own: raw KD brings the student's logit std closer to the teacher's than
+    the CE-only student's."""
+
     title = "Premise: the student's logit range"
     paper = "Eq. 12"
-    statement = ("With a shared temperature the distilled student must match the teacher's logit std (Eq. 12), a "
-                 "range the small student does not reach on its own: raw KD brings the student's logit std closer to "
-                 "the teacher's than the CE-only student's.")
     order = 20
     figure_subject = "premise, the student's logit range (Eq. 12)"
     statistic = "|L(CE-only)| − |L(raw)|, L = mean log σ(z)/σ(v) (0 = the teacher's logit std)"

@@ -23,7 +23,14 @@ C = TypeVar("C", bound="type[Claim]")
 
 
 def register_claim(cls: C) -> C:
-    """Class decorator: registers an instance of a :class:`~lskd.claims.base.Claim` subclass under its ``id``."""
+    """Class decorator: registers an instance of a :class:`~lskd.claims.base.Claim` subclass under its ``id``.
+
+    One file per claim, so the ``id`` is the module's name unless the class sets one, and the ``statement`` (the
+    paper's claim in a sentence or two) is the class docstring unless the class sets one."""
+    if "id" not in vars(cls):
+        cls.id = cls.__module__.rsplit(".", 1)[-1]
+    if "statement" not in vars(cls):
+        cls.statement = " ".join((cls.__doc__ or "").split())
     old = _CLAIMS.get(cls.id)
     if old is not None and type(old).__qualname__ != cls.__qualname__:
         raise ValueError(f"claim {cls.id!r} is already registered by {type(old).__module__}")

@@ -41,11 +41,11 @@ SECONDARY = (("kendall", "Kendall tau-b"), ("spearman", "Spearman"), ("topk_over
 
 @register_claim
 class Relations(PairedClaim):
-    id = "relations"
+    """Z-score standardization keeps the teacher's inter-class relations: z-scored students are closer to the
+    teacher's standardized logits (KL of the z-scored softmaxes) than raw-logit students."""
+
     title = "Relations preserved"
     paper = "Sec. 4"
-    statement = ("Z-score standardization keeps the teacher's inter-class relations: z-scored students are closer to "
-                 "the teacher's standardized logits (KL of the z-scored softmaxes) than raw-logit students.")
     order = 30
     figure_subject = "relations preserved (Sec. 4)"
     measure = Measure("kl_t1_zscore", "kl_t1_zscore",

@@ -43,10 +43,10 @@ def _larger_of(pair_stat: Any) -> Any:
 
 @register_claim
 class TeacherSize(Claim):
-    id = "teacher_size"
+    """Larger teachers produce logits with a smaller standard deviation and a mean closer to 0."""
+
     title = "Teacher size"
     paper = "Fig. 5a"
-    statement = "Larger teachers produce logits with a smaller standard deviation and a mean closer to 0."
     order = 50
 
     def check(self, data: AuditData, cfg: AuditConfig) -> list[ClaimResult]:

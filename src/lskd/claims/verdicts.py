@@ -36,12 +36,9 @@ from lskd.analysis.formatting import fmt_interval
 from lskd.analysis.inference import ALPHA, MIN_SEEDS, holm, t_interval
 from lskd.analysis.stats import BootstrapCI
 
-SUPPORTED = "supported"
-NOT_SUPPORTED = "not supported"
-INCONCLUSIVE = "inconclusive"
-NOT_APPLICABLE = "not applicable"
-DESCRIPTIVE = "descriptive"
-VERDICTS: tuple[str, ...] = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, DESCRIPTIVE, NOT_APPLICABLE)
+#: The verdicts, in the order the report tallies them.
+VERDICTS: tuple[str, ...] = ("supported", "not supported", "inconclusive", "descriptive", "not applicable")
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, DESCRIPTIVE, NOT_APPLICABLE = VERDICTS
 LEVEL = 0.95
 
 Direction = Literal["above", "below"]

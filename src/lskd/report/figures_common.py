@@ -77,6 +77,11 @@ def span_phrase(values: list[float], unit: str = " points") -> str:
 
 
 # ---------------------------------------------------------------------------------------------- loading
+def of_pair(df: pd.DataFrame, pair: tuple[str, str, str]) -> pd.DataFrame:
+    """The rows of ``df`` of one (dataset, teacher, student) pair, compared as text."""
+    return df[pair_mask(df, pair)]
+
+
 def locate_run_dir(results_dir: Path, run_dir: str) -> Path:
     """A run folder named in a table (:func:`lskd.layout.resolve_stored`)."""
     return layout.resolve_stored(results_dir, run_dir)
@@ -170,6 +175,14 @@ class Results:
         named = self.distill.loc[pair_mask(self.distill, pair), "teacher_dir"].dropna()
         found = [str(locate_run_dir(self.results_dir, d)) for d in named.unique()]
         return next((d for d in found if logits_path(d, "test").exists()), None)
+
+    def first_teacher(self) -> tuple[tuple[str, str, str], np.ndarray, np.ndarray] | None:
+        """The first pair with its teacher's test logits and targets (what the primer and the per-sample claim
+        figures draw), or ``None`` without a pair or a teacher run."""
+        if not self.pairs:
+            return None
+        teacher_dir = self.teacher_dir(self.pairs[0])
+        return None if teacher_dir is None else (self.pairs[0], *self.logits(teacher_dir))
 
     def _cached(self, kind: str, run_dir: str, load: Any) -> Any:
         key = (kind, str(run_dir))

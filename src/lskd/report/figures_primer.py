@@ -128,13 +128,11 @@ def draw_primer(
 
 def logit_primer(res: Results, out_dir: Path) -> Figure | None:
     """The report's primer: :func:`draw_primer` on the teacher's test sample chosen by :func:`pick_sample`."""
-    if not res.pairs:
+    first = res.first_teacher()
+    if first is None:
         return None
-    pair = res.pairs[0]
+    pair, logits, targets = first
     teacher_dir = res.teacher_dir(pair)
-    if teacher_dir is None:
-        return None
-    logits, targets = res.logits(teacher_dir)
     i = pick_sample(logits, targets)
     z, y = logits[i], int(targets[i])
     hp = res.record(teacher_dir).get("resolved", {}).get("hparams", {})
