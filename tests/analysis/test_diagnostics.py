@@ -27,7 +27,8 @@ def test_temperature_scaling_recovers_a_known_temperature():
     y = np.array([rng.choice(5, p=row) for row in p])
     assert dg.fit_temperature(z, y) == pytest.approx(2.0, rel=0.05)
     cal = dg.calibration(z, y)
-    assert cal["ts_fit_split"] == "test" and cal["ece_ts"] < 2.0 < cal["ece"]
+    assert cal["ts_fit_split"] == "test-2fold" and cal["ece_ts"] < 2.0 < cal["ece"]
+    assert cal["ts_temperature"] == pytest.approx(2.0, rel=0.05)
     half = slice(0, 10_000)
     assert dg.calibration(z, y, z[half], y[half])["ts_fit_split"] == "val"
 
@@ -79,9 +80,21 @@ def test_diagnostics_table_gain_gap_and_cost():
     assert kd["students_in_job"] == 2 and kd["seconds_per_student_mean"] == pytest.approx(2.0)
     assert kd["images_per_s_mean"] == pytest.approx(100.0) and kd["cost_vs_kd_raw"] == pytest.approx(1.0)
     assert table.set_index("method").loc["mlkd", "cost_vs_kd_raw"] == pytest.approx(3.0)
-    assert (table["ts_fit_split"] == "test").all()
+    assert (table["ts_fit_split"] == "test-2fold").all()
 
 
 def test_gain_over_ce_unpaired_when_seeds_differ():
     ci, pairing = dg.gain_over_ce({10: 70.0, 11: 72.0}, {0: 60.0, 1: 62.0})
     assert pairing == dg.UNPAIRED and ci.mean == pytest.approx(10.0) and ci.n == 2
+
+
+def test_cross_fitted_scaling_scores_each_half_with_the_other_halfs_temperature():
+    rng = np.random.default_rng(1)
+    z = rng.normal(scale=3.0, size=(2_000, 4))
+    y = rng.integers(0, 4, size=2_000)
+    even, odd = np.arange(2_000) % 2 == 0, np.arange(2_000) % 2 == 1
+    t_even, t_odd = dg.fit_temperature(z[even], y[even]), dg.fit_temperature(z[odd], y[odd])
+    scaled = z.copy()
+    scaled[even], scaled[odd] = z[even] / t_odd, z[odd] / t_even
+    cal = dg.calibration(z, y)
+    assert cal["ece_ts"] == pytest.approx(dg.ece(scaled, y)) and cal["ts_temperature"] == pytest.approx((t_even + t_odd) / 2)

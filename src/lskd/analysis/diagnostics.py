@@ -13,7 +13,8 @@ temperature scaling, cost, and the per-class accuracy change of standardized ove
   expected_calibration_error`) of the test logits, before and after temperature scaling (Guo et al., 2017): one
   temperature T per run minimising the NLL of softmax(z / T) (:func:`fit_temperature`, scipy's bounded scalar
   minimiser over log T), fitted on the run's validation logits when it kept them (``ts_fit_split = "val"``), else
-  on the test logits themselves (``"test"``: in-sample, so the after-scaling ECE is optimistic).
+  cross-fitted on the test set (``"test-2fold"``: each half is scaled with the temperature fitted on the other
+  half, so no sample's temperature was fitted on itself).
 * **Cost**: wall time (``timing.json``) per student. Students trained in lockstep share one job and every student
   of the job records the job's wall time, so ``students_in_job`` counts the runs of the same stage and seed with
   exactly that wall time and ``seconds_per_student`` is the job's wall time divided by it (an even split: teacher
@@ -94,14 +95,28 @@ def ece(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> fl
     return expected_calibration_error(z, torch.from_numpy(np.asarray(targets, dtype=np.int64)))
 
 
+#: ``ts_fit_split`` when no validation logits exist: T fitted on one half of the test set, scored on the other.
+CROSS_FIT = "test-2fold"
+
+
 def calibration(logits: np.ndarray, targets: np.ndarray, fit_logits: np.ndarray | None = None,
                 fit_targets: np.ndarray | None = None) -> dict[str, Any]:
-    """``ece`` and ``ece_ts`` (after temperature scaling, %), ``ts_temperature`` and ``ts_fit_split`` (``val``
-    when ``fit_logits`` are given, else ``test``: fitted on the logits it is scored on)."""
-    fit_on_val = fit_logits is not None and fit_targets is not None
-    t = fit_temperature(*(fit_logits, fit_targets) if fit_on_val else (logits, targets))
-    return {"ece": ece(logits, targets), "ece_ts": ece(logits, targets, t), "ts_temperature": t,
-            "ts_fit_split": "val" if fit_on_val else "test"}
+    """``ece`` and ``ece_ts`` (after temperature scaling, %), ``ts_temperature`` and ``ts_fit_split``.
+
+    With ``fit_logits`` (the run's validation logits) T is fitted there (``"val"``). Without, the test samples are
+    cross-fitted (:data:`CROSS_FIT`): the even-indexed half's T scales the odd-indexed half and vice versa, so no
+    sample is scored with a temperature fitted on itself; ``ts_temperature`` is the mean of the two fits."""
+    if fit_logits is not None and fit_targets is not None:
+        t = fit_temperature(fit_logits, fit_targets)
+        return {"ece": ece(logits, targets), "ece_ts": ece(logits, targets, t), "ts_temperature": t,
+                "ts_fit_split": "val"}
+    halves = (np.arange(len(targets)) % 2 == 0, np.arange(len(targets)) % 2 == 1)
+    fits = [fit_temperature(logits[h], targets[h]) for h in halves]
+    scaled = np.empty_like(logits, dtype=np.float64)
+    for h, t_other in zip(halves, fits[::-1]):
+        scaled[h] = logits[h] / t_other
+    return {"ece": ece(logits, targets), "ece_ts": ece(scaled, targets), "ts_temperature": float(np.mean(fits)),
+            "ts_fit_split": CROSS_FIT}
 
 
 def per_class_accuracy(logits: np.ndarray, targets: np.ndarray, num_classes: int | None = None) -> np.ndarray:

@@ -831,7 +831,7 @@ def diagnostics_context(res: Results) -> dict[str, Any]:
         "available": True,
         "table": diagnostics_md(diag),
         "fit_split": " and ".join(SPLIT_NAMES.get(s, s) for s in splits),
-        "fit_on_test": "test" in splits,
+        "fit_on_test": any(x.startswith("test") for x in splits),
         "cost_basis": ", ".join(sorted(set(diag["cost_basis"].dropna().astype(str)))),
         "kd_seconds": fmt_num(kd["seconds_per_student_mean"].iloc[0], fixed=True) if len(kd) else "",
         "costs": ", ".join(f"{method_label(r['method'])} {r['cost_vs_kd_raw']:.1f}×" for _, r in costs.iterrows()),
