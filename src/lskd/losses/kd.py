@@ -51,7 +51,11 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float |
         logits: ``std``, ``eps`` of the transform (:func:`lskd.losses.transforms.standardize`).
     """
     z, v = transform_pair(student_logits, teacher_logits, transform, **logits)
-    per_sample = kl_per_sample(F.log_softmax(v / temperature, dim=-1), F.log_softmax(z / temperature, dim=-1))
+    # student before teacher: with a learned (tensor) T the order fixes how autograd sums T's gradient, so this
+    # order keeps CTKD runs bit-identical to those of earlier versions
+    z = z / temperature
+    v = v / temperature
+    per_sample = kl_per_sample(F.log_softmax(v, dim=-1), F.log_softmax(z, dim=-1))
     return reduce_batch(per_sample * temperature**2, reduction)
 
 
