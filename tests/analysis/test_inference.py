@@ -206,3 +206,12 @@ def test_smallest_effect_comes_from_the_config_with_the_schema_default():
         inf.DEFAULT_SMALLEST_EFFECT
     assert smallest_effect(None) == smallest_effect({}) == inf.DEFAULT_SMALLEST_EFFECT
     assert smallest_effect({"analysis": {"smallest_effect": 1.5}}) == 1.5
+
+
+def test_the_reports_alpha_is_split_between_the_headline_and_the_claims():
+    """Bonferroni across the report's two families (Holm within each): a verdict needs a Holm p below 0.025, so the
+    chance of any false verdict in the whole report stays at most 0.05."""
+    from lskd.analysis import inference as inf
+
+    assert inf.FAMILY_ALPHA * len(inf.FAMILIES) == inf.ALPHA == 0.05
+    assert inf.verdict(3, 2.0, 0.03, 1.0) == "inconclusive" and inf.verdict(3, 2.0, 0.02, 1.0) == "better"

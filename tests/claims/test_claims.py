@@ -188,15 +188,16 @@ def test_holm_adjusts_over_every_tested_row_of_the_report():
     nan = math.nan
     df = pd.DataFrame({
         "claim": ["a", "b", "c", "d"], "n": [3, 3, 2, 0], "verdict": [SUPPORTED, SUPPORTED, DESCRIPTIVE, NOT_APPLICABLE],
-        "p_supported": [0.01, 0.02, nan, nan], "p_refuted": [0.99, 0.98, nan, nan]})
+        "p_supported": [0.005, 0.01, nan, nan], "p_refuted": [0.99, 0.98, nan, nan]})
     out = holm_verdicts(df)
-    # one family of 4 p-values (two one-sided tests per tested row): 0.01·4, 0.02·3, then capped at 1
-    assert list(out["p_supported_holm"].iloc[:2]) == pytest.approx([0.04, 0.06])
+    # one family of 4 p-values (two one-sided tests per tested row): 0.005·4, 0.01·3, then capped at 1; the claims
+    # family is tested at α/2 = 0.025 (the report's 0.05 split with the headline)
+    assert list(out["p_supported_holm"].iloc[:2]) == pytest.approx([0.02, 0.03])
     assert list(out["p_refuted_holm"].iloc[:2]) == pytest.approx([1.0, 1.0])
     assert list(out["verdict"]) == [SUPPORTED, INCONCLUSIVE, DESCRIPTIVE, NOT_APPLICABLE]
     assert out["p_supported_holm"].iloc[2:].isna().all()
-    alone = holm_verdicts(df.iloc[[1]])  # the same row on its own passes (0.02·2): the family is what changes it
-    assert alone["p_supported_holm"].iloc[0] == pytest.approx(0.04) and alone["verdict"].iloc[0] == SUPPORTED
+    alone = holm_verdicts(df.iloc[[1]])  # the same row on its own passes (0.01·2): the family is what changes it
+    assert alone["p_supported_holm"].iloc[0] == pytest.approx(0.02) and alone["verdict"].iloc[0] == SUPPORTED
 
 
 def test_bare_interval_verdict_is_descriptive_below_three_units():

@@ -22,7 +22,9 @@ deviation (ddof = 1) and :math:`SE = s/\\sqrt n`:
   at least :data:`MIN_SEEDS` seeds, each contributing its minimum-effect and its equivalence test (2k hypotheses
   for k comparisons). Holm's step-down adjustment controls the probability of any false verdict in the report at
   α whatever the dependence between tests.
-* **Verdict** (:func:`verdict`), at α = 0.05 on the Holm-adjusted p-values: *better* / *worse* when the
+* **Verdict** (:func:`verdict`), at :data:`FAMILY_ALPHA` = 0.025 on the Holm-adjusted p-values (the report's
+  α = 0.05 split over its two families, the headline and the claims, so no verdict of the report is false with
+  probability above 0.05): *better* / *worse* when the
   minimum-effect test rejects (the difference is shown to exceed δ in that direction); *equivalent* when the
   equivalence test rejects (shown to lie within ±δ); *inconclusive* otherwise. The two rejections exclude each
   other (the first needs :math:`|\\bar d| > δ`, the second :math:`|\\bar d| < δ`). Below :data:`MIN_SEEDS` seeds the
@@ -43,8 +45,13 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats as sps
 
-#: Level of the tests and of the intervals (1 − ALPHA).
+#: Level of the intervals (1 − ALPHA), and the report's error budget: the probability of any false verdict in one
+#: report (headline and claims together) is at most ALPHA.
 ALPHA = 0.05
+#: The report's two families of verdicts, each Holm-adjusted within itself at :data:`FAMILY_ALPHA`.
+FAMILIES: tuple[str, ...] = ("headline", "claims")
+#: ALPHA split evenly over :data:`FAMILIES` (Bonferroni across the families, Holm within each).
+FAMILY_ALPHA = ALPHA / len(FAMILIES)
 #: Fewest seeds a comparison needs for a verdict other than ``descriptive``.
 MIN_SEEDS = 3
 #: Smallest effect of interest (points of top-1) when the config gives none: about the smallest gain the paper
@@ -149,7 +156,7 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 
 def verdict(n: int, mean: float, p_min_effect_holm: float, p_equivalence_holm: float,
-            alpha: float = ALPHA) -> str:
+            alpha: float = FAMILY_ALPHA) -> str:
     """``descriptive`` below :data:`MIN_SEEDS` seeds; else ``better``/``worse`` (minimum-effect test rejects, sign
     of the estimate), ``equivalent`` (equivalence test rejects) or ``inconclusive``, on Holm-adjusted p-values."""
     if n < MIN_SEEDS:

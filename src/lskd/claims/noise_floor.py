@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lskd.analysis.inference import MIN_SEEDS, equivalence_p, min_effect_p, t_interval
+from lskd.analysis.inference import FAMILY_ALPHA, MIN_SEEDS, equivalence_p, min_effect_p, t_interval
 from lskd.claims.base import LS, RAW, AuditConfig, Claim, pair_scope
 from lskd.claims.data import AuditData, StudentRun
 from lskd.claims.registry import register_claim
@@ -233,7 +233,8 @@ class NoiseFloor(Claim):
                     + f" (n={n} seeds).")
         test = (f"equivalence (two one-sided t-tests of |μ| ≥ {delta:g}) as the supporting test and minimum effect "
                 f"(|μ| ≤ {delta:g}) as the refuting one, over {n} seeds, Holm-adjusted over the report's claims; "
-                "at α 0.05 the equivalence test rejects when the 90% t interval lies within ±δ" if n >= MIN_SEEDS
+                f"before Holm, the equivalence test rejects at α {FAMILY_ALPHA:g} when the {100 * (1 - 2 * FAMILY_ALPHA):g}% t "
+                "interval lies within ±δ" if n >= MIN_SEEDS
                 else f"descriptive: {n} seeds, fewer than {MIN_SEEDS}; no test")
         return ClaimResult(claim=self.id, title=self.title, paper=self.paper, dataset=scope["dataset"],
                            teacher=scope["teacher"], student=scope["student"], method=method, statistic=stat,

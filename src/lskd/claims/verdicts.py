@@ -8,7 +8,8 @@ predicts (``"above"`` or ``"below"``). With the ``n`` per-unit values:
 * two one-sided t-tests against the threshold: ``p_supported`` of H0 "θ is not on the predicted side"
   (``P(T ≥ (θ̄ − threshold)/SE)`` for ``"above"``) and ``p_refuted`` of H0 "θ is not on the other side";
 * both join one family per report, every claim row with ``n ≥ 3``, Holm-adjusted (:func:`holm_verdicts`;
-  :func:`lskd.analysis.inference.holm`), α = 0.05:
+  :func:`lskd.analysis.inference.holm`), at α = 0.025 (the report's 0.05 split over its two families, the
+  headline and the claims: :data:`lskd.analysis.inference.FAMILY_ALPHA`):
 
   - **supported**: the adjusted ``p_supported`` is below α;
   - **not supported**: the adjusted ``p_refuted`` is below α;
@@ -33,7 +34,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from lskd.analysis.formatting import fmt_interval
-from lskd.analysis.inference import ALPHA, MIN_SEEDS, holm, t_interval
+from lskd.analysis.inference import FAMILY_ALPHA, MIN_SEEDS, holm, t_interval
 from lskd.analysis.stats import BootstrapCI
 
 #: The verdicts, in the order the report tallies them.
@@ -73,7 +74,7 @@ def test_values(values: Sequence[float], threshold: float, direction: Direction)
     return Tested(ci.mean, ci.lo, ci.hi, ci.n, p_sup, p_ref)
 
 
-def verdict_of(n: int, p_supported: float, p_refuted: float, alpha: float = ALPHA) -> str:
+def verdict_of(n: int, p_supported: float, p_refuted: float, alpha: float = FAMILY_ALPHA) -> str:
     """The audit's verdict from (Holm-adjusted) one-sided p-values; ``descriptive`` below :data:`MIN_SEEDS`."""
     if n < MIN_SEEDS or math.isnan(p_supported):
         return DESCRIPTIVE
