@@ -67,13 +67,15 @@ def run_account(headline: pd.DataFrame, runs: pd.DataFrame, claims: pd.DataFrame
     claims_text = ", ".join(f"{int(tally[v])} {v}" for v in tally.index)
     wall = run.get("wall_seconds")
     took = f", {int(wall)} s" if wall else ""
+    analysed = run.get("analysis_commit", run["commit"])
+    tables = "its tables" if analysed[:7] == run["commit"][:7] else f"its tables (analysis at {analysed[:7]})"
     return (
         f"*The default run (`snakemake --cores all`, commit {run['commit'][:7]}, {run['machine']}{took}), generated "
-        f"from its tables by `lskd readme-block`: {first['protocol']} protocol, each arm's chosen setting retrained "
+        f"from {tables} by `lskd readme-block`: {first['protocol']} protocol, each arm's chosen setting retrained "
         f"with {n} fresh seeds and evaluated on the test set (teacher {first['teacher_top1_mean']:.2f}%, CE-only "
         f"student {first['baseline_last_top1_mean']:.2f} ± {first['baseline_last_top1_std']:.2f}%). z-score − raw, "
         f"last-epoch top-1 in points, Student-t 95% interval over the {n} seeds and the verdict at δ = "
-        f"{delta:.2f} (Holm over the headline): {'; '.join(parts)}. Raw arms: {raw_acc}%. Run health: {health}. "
+        f"{delta:.2f} (Holm over the headline at α 0.025): {'; '.join(parts)}. Raw arms: {raw_acc}%. Run health: {health}. "
         f"Claims audit: {claims_text}. `report/default/` keeps the tables these numbers come from.*"
     )
 
@@ -86,7 +88,9 @@ def read_kept(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
 
 
 def run_facts(runs: pd.DataFrame, results: Path, wall_seconds: float | None) -> dict[str, Any]:
-    """Commit and machine of a results folder (from a run's ``spec.json``: every run records both)."""
+    """Commit and machine of a results folder (from a run's ``spec.json``: every run records both), and the commit
+    of the checkout holding the results folder, whose pipeline wrote the tables (later than the runs' when only
+    the analysis was rerun)."""
     from lskd.layout import SPEC, resolve_stored
 
     commits = sorted(set(runs["git_commit"].astype(str)))
@@ -94,7 +98,11 @@ def run_facts(runs: pd.DataFrame, results: Path, wall_seconds: float | None) -> 
     hw = spec.get("hardware", {})
     machine = f"{hw.get('cpu_count', '?')} cores, {hw.get('cpu', 'unknown CPU')}" + (
         f", {len(hw['gpus'])} GPU" if hw.get("gpus") else ", no GPU")
-    return {"commit": commits[0] if len(commits) == 1 else "+".join(c[:7] for c in commits), "machine": machine,
+    from lskd.engine.provenance import git_commit
+
+    commit = commits[0] if len(commits) == 1 else "+".join(c[:7] for c in commits)
+    analysed = git_commit(Path(results).resolve())  # the checkout whose pipeline wrote the results and tables
+    return {"commit": commit, "machine": machine, "analysis_commit": commit if analysed == "unknown" else analysed,
             **({"wall_seconds": float(wall_seconds)} if wall_seconds else {})}
 
 
