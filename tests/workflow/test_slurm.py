@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from pipeline import HAS_FASHION_MNIST, SNAKEMAKE, VOLATILE_RUN_COLUMNS, copy_workflow, run_snakemake, snakemake_env
+from pipeline import HAS_FASHION_MNIST, SNAKEMAKE, VOLATILE_COLUMNS, copy_workflow, run_snakemake, snakemake_env
 from slurm_cluster import SlurmCluster, missing_requirements
 
 from lskd.engine.checkpoint import MANIFEST
@@ -175,8 +175,9 @@ def test_smoke_pipeline_through_slurm_matches_the_local_run(slurm_smoke, local_k
     for name in tables:
         local = pd.read_csv(local_root / "results/tables" / name)
         slurm = pd.read_csv(work / "results/tables" / name)
-        if name == "runs.csv":  # wall time and the code's commit are provenance, not results
-            local, slurm = local.drop(columns=VOLATILE_RUN_COLUMNS), slurm.drop(columns=VOLATILE_RUN_COLUMNS)
+        volatile = VOLATILE_COLUMNS.get(name, [])  # wall time and the code's commit are provenance, not results
+        local, slurm = local.drop(columns=volatile), slurm.drop(columns=volatile)
+        if name == "runs.csv":
             for df, root in ((local, local_root), (slurm, work)):  # absolute paths: relative to each working dir
                 df["teacher_dir"] = df["teacher_dir"].str.removeprefix(f"{root}/")
         pd.testing.assert_frame_equal(slurm, local, check_exact=True, obj=name)

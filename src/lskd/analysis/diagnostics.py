@@ -50,6 +50,10 @@ T_BOUNDS = (0.05, 20.0)
 PAIRED, UNPAIRED = "paired by seed", "vs CE mean"
 
 #: Column order of :func:`diagnostics_table`.
+#: Columns measured from wall time: they change from one execution of the same runs to the next (provenance of the
+#: run, like runs.csv's ``wall_seconds``), while every other column is a result.
+COST_COLUMNS: tuple[str, ...] = ("wall_seconds_mean", "students_in_job", "seconds_per_student_mean",
+                                 "images_per_s_mean", "cost_vs_kd_raw")
 DIAGNOSTIC_COLUMNS: list[str] = [
     *ARM, "temperature", "kd_weight", "protocol", "n", "seeds", "last_top1_mean",
     "ce_top1_mean", "ce_n", "teacher_top1_mean",
@@ -292,6 +296,6 @@ def dataset_class_names(dataset: str, k: int) -> list[str]:
     return names if len(names) == k else [str(i) for i in range(k)]
 
 
-__all__ = ["DIAGNOSTIC_COLUMNS", "PER_CLASS_COLUMNS", "RunEval", "calibration", "diagnostics_table", "ece",
+__all__ = ["COST_COLUMNS", "DIAGNOSTIC_COLUMNS", "PER_CLASS_COLUMNS", "RunEval", "calibration", "diagnostics_table", "ece",
            "fit_temperature", "gain_over_ce", "gap_closed", "nll", "per_class_accuracy", "per_class_table",
            "read_run_eval", "students_in_job"]

@@ -44,6 +44,8 @@ def _rows(res: Results) -> pd.DataFrame:
                 row.update(ce_mean=d["gain_ce_mean"].iloc[0], ce_lo=d["gain_ce_lo"].iloc[0],
                            ce_hi=d["gain_ce_hi"].iloc[0])
         rows.append(row)
+    if not rows:  # no arm has a z-score − raw difference (e.g. a paper track with z-score points only)
+        return pd.DataFrame()
     out = pd.DataFrame(rows)
     return out.assign(_o=out["method"].map(order).fillna(len(order))).sort_values(["_o", "teacher", "student"])
 
