@@ -22,6 +22,12 @@ def zscore(x: np.ndarray, ddof: int = 1, eps: float = 1e-7) -> np.ndarray:
     return (x - x.mean(axis=-1, keepdims=True)) / np.sqrt(var + eps**2 * k / (k - ddof))
 
 
+def transform_ref(x: np.ndarray, kind: str, ddof: int = 1, eps: float = 1e-7) -> np.ndarray:
+    """The logit transforms as the LS paper writes them: centre and/or divide by (σ + ε)."""
+    m, s = x.mean(axis=-1, keepdims=True), x.std(axis=-1, ddof=ddof, keepdims=True)
+    return {"none": x, "center": x - m, "scale": x / (s + eps), "zscore": (x - m) / (s + eps)}[kind]
+
+
 def zscore_official(x: np.ndarray, ddof: int = 1, eps: float = 1e-7) -> np.ndarray:
     """The official code's ``(x - m) / (std + eps)``."""
     return (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, ddof=ddof, keepdims=True) + eps)

@@ -308,8 +308,8 @@ def _primer_source(args: argparse.Namespace) -> tuple[list[float], list[str] | N
         if names is not None and len(names) != len(args.logits):
             raise SystemExit(f"lskd primer: {len(names)} class names for {len(args.logits)} logits")
         return args.logits, names, None, None
+    from lskd.analysis.diagnostics import dataset_class_names
     from lskd.engine.io import read_json, read_tensors
-    from lskd.report.figures_common import dataset_class_names
     from lskd.report.figures_primer import pick_sample
 
     path = args.run / "test_logits.safetensors"

@@ -1,5 +1,6 @@
-"""NormKD (lskd.losses.normkd): golden values, an independent float64 NumPy reference, invariances, numerical safety
-and the method contract."""
+"""NormKD (lskd.losses.normkd): golden values, an independent float64 NumPy reference, invariances and the method
+contract (finite losses and gradients on extreme inputs: the shared test over every registered method in
+test_losses.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference_losses import softmax
 
 import lskd.losses.normkd  # noqa: F401  (registers "normkd")
 from lskd.losses import build_method, kd_loss, method_class, method_hparams, method_info
@@ -24,10 +26,6 @@ def t64(x: np.ndarray) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- independent float64 reference
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
 
 def normkd_ref(s: np.ndarray, t: np.ndarray, t_norm: float, ddof: int = 1, center: bool = False,
                eps: float = 1e-7) -> np.ndarray:
@@ -118,28 +116,6 @@ def test_center_equals_none():
 def test_gradient_matches_finite_differences():
     s = t64(S[:3, :5]).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: normkd_loss(x, t64(T[:3, :5]), 2.0), (s,))
-
-
-@pytest.mark.parametrize("transform", ["none", "center"])
-@pytest.mark.parametrize("kind,dtype", [
-    ("huge", torch.float32), ("huge", torch.bfloat16), ("constant", torch.float32), ("constant", torch.bfloat16),
-    ("normal", torch.float16), ("normal", torch.bfloat16),
-])
-def test_losses_and_gradients_stay_finite(transform, kind, dtype):
-    g = torch.Generator().manual_seed(3)
-    if kind == "huge":  # logits of order ±1e4
-        s, t = torch.randn(4, 10, generator=g) * 1e4, torch.randn(4, 10, generator=g) * 1e4
-    elif kind == "constant":
-        s, t = torch.full((4, 10), 3.0), torch.zeros(4, 10)
-    else:
-        s, t = torch.randn(4, 10, generator=g), torch.randn(4, 10, generator=g)
-    s, t = s.to(dtype).requires_grad_(True), t.to(dtype)
-    out = build_method("normkd", transform=transform)(s, t, torch.tensor([0, 1, 2, 9]))
-    total = sum(out.values())
-    assert torch.isfinite(total), out
-    total.backward()
-    assert torch.isfinite(s.grad).all()
-    assert all(v.dtype == torch.float32 for v in out.values())
 
 
 # ---------------------------------------------------------------- the method contract

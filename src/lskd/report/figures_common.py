@@ -27,7 +27,7 @@ from lskd.analysis import (
     read_run_stats,
     selected_runs,
 )
-from lskd.analysis.diagnostics import dataset_class_names  # noqa: F401  (re-exported for the figures)
+from lskd.analysis.diagnostics import dataset_class_names
 from lskd.analysis.formatting import fmt_num, is_missing
 from lskd.engine.io import read_json, read_tensors
 from lskd.layout import STATS as STATS_FILE
